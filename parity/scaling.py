@@ -1,0 +1,67 @@
+"""Photon and statistical scaling of diffraction amplitudes (PtychoPINN ``normalize_data`` and
+``calculate_intensity_scale``), computed once in float64 and handed to both backends.
+
+Three scalings are kept apart, as PtychoPINN's ``DATA_NORMALIZATION_GUIDE`` insists:
+
+* statistical normalisation ``c`` makes the mean per-pattern ``sum X**2`` equal ``(N/2)**2``;
+* the physics intensity scale ``s = sqrt(nphotons) / (N/2)`` then maps normalised amplitudes back
+  to counts (``s * X`` is ~ sqrt(counts)); the model input is ``s * X`` and its first layer divides
+  by ``s``;
+* display scaling belongs to the reports alone.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["intensity_scale", "normalisation_factor", "simulation_scale"]
+
+
+def normalisation_factor(diffraction: np.ndarray) -> float:
+    """Statistical normalisation ``c = sqrt((N/2)**2 / mean_b sum_xy X**2)``.
+
+    Parameters
+    ----------
+    diffraction : numpy.ndarray
+        ``(..., N, N)`` amplitudes, any real dtype (accumulated in float64).
+
+    Returns
+    -------
+    float
+        The factor that multiplies the amplitudes.
+
+    Raises
+    ------
+    ValueError
+        If the patterns are all zero or not finite.
+    """
+    data = np.asarray(diffraction, dtype=np.float64)
+    N = data.shape[-1]
+    energy = np.mean(np.sum(data**2, axis=(-2, -1)))
+    if not math.isfinite(energy) or energy <= 0:
+        raise ValueError(f"mean pattern energy is {energy}; cannot normalise diffraction")
+    return math.sqrt((N / 2) ** 2 / energy)
+
+
+def intensity_scale(nphotons: float, N: int) -> float:
+    """Closed-form physics scale used for training: ``s = sqrt(nphotons) / (N/2)``.
+
+    Exact when the data were normalised with :func:`normalisation_factor`.
+    """
+    if not (math.isfinite(nphotons) and nphotons > 0):
+        raise ValueError(f"nphotons={nphotons}; expected a positive finite number")
+    return math.sqrt(nphotons) / (N / 2)
+
+
+def simulation_scale(nphotons: float, exit_waves: np.ndarray) -> float:
+    """Data-derived scale for simulation: ``sqrt(nphotons / mean_b sum |psi|**2)``.
+
+    With the orthonormal FFT (Parseval) this makes the expected counts per pattern ``nphotons``.
+    """
+    psi = np.asarray(exit_waves)
+    energy = float(np.mean(np.sum(np.abs(psi.astype(np.complex128)) ** 2, axis=(-2, -1))))
+    if not (math.isfinite(energy) and energy > 0):
+        raise ValueError(f"mean exit-wave energy is {energy}; cannot scale to {nphotons} photons")
+    return math.sqrt(nphotons / energy)
