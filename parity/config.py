@@ -17,7 +17,7 @@ from typing import Any
 
 from parity.conventions import SUPPORTED_N
 
-__all__ = ["AMP_ACTIVATIONS", "ModelConfig", "TrainConfig", "config_from_dict"]
+__all__ = ["AMP_ACTIVATIONS", "ModelConfig", "TrainConfig", "config_from_dict", "validation_split"]
 
 #: Amplitude head activations the reference offers (``amp_activation``).
 AMP_ACTIVATIONS: tuple[str, ...] = ("sigmoid", "swish", "softplus", "relu")
@@ -194,3 +194,17 @@ def config_from_dict(cls: type, values: dict[str, Any]) -> Any:
     if unknown:
         raise ValueError(f"unknown {cls.__name__} option(s) {unknown}; known: {sorted(fields)}")
     return cls(**values)
+
+
+def validation_split(n_groups: int, fraction: float) -> tuple[range, range]:
+    """Training and validation group indices: the LAST ``fraction`` of groups, before shuffling.
+
+    Keras ``fit(validation_split=...)`` semantics: ``split_at = floor(n * (1 - fraction))``. Both
+    backends call this one function so that they hold out the same groups.
+    """
+    if n_groups < 1:
+        raise ValueError(f"n_groups={n_groups}; expected >= 1")
+    split_at = math.floor(n_groups * (1.0 - fraction))
+    if split_at < 1:
+        raise ValueError(f"validation_fraction={fraction} leaves no training group of {n_groups}")
+    return range(0, split_at), range(split_at, n_groups)

@@ -55,13 +55,14 @@ def intensity_scale(nphotons: float, N: int) -> float:
     return math.sqrt(nphotons) / (N / 2)
 
 
-def simulation_scale(nphotons: float, exit_waves: np.ndarray) -> float:
-    """Data-derived scale for simulation: ``sqrt(nphotons / mean_b sum |psi|**2)``.
+def simulation_scale(nphotons: float, *, mean_exit_energy: float) -> float:
+    """Data-derived scale for simulation: ``s = sqrt(nphotons / mean_b sum_xy |psi|**2)``.
 
-    With the orthonormal FFT (Parseval) this makes the expected counts per pattern ``nphotons``.
+    ``mean_exit_energy`` is the mean over patterns of ``sum |psi|**2``. With the orthonormal FFT
+    (Parseval) the expected counts per pattern are then ``nphotons``.
     """
-    psi = np.asarray(exit_waves)
-    energy = float(np.mean(np.sum(np.abs(psi.astype(np.complex128)) ** 2, axis=(-2, -1))))
-    if not (math.isfinite(energy) and energy > 0):
-        raise ValueError(f"mean exit-wave energy is {energy}; cannot scale to {nphotons} photons")
-    return math.sqrt(nphotons / energy)
+    if not (math.isfinite(nphotons) and nphotons > 0):
+        raise ValueError(f"nphotons={nphotons}; expected a positive finite number")
+    if not (math.isfinite(mean_exit_energy) and mean_exit_energy > 0):
+        raise ValueError(f"mean exit-wave energy is {mean_exit_energy}; cannot scale")
+    return math.sqrt(nphotons / mean_exit_energy)

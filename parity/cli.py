@@ -1,0 +1,261 @@
+"""The ``parity`` command: a thin layer over importable functions.
+
+Exit codes (stable): 0 parity holds, 1 divergence beyond tolerance, 2 bad input or usage,
+3 a backend failed to run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["EXIT_BACKEND_FAILED", "EXIT_DIVERGENCE", "EXIT_OK", "EXIT_USAGE", "main"]
+
+EXIT_OK = 0
+EXIT_DIVERGENCE = 1
+EXIT_USAGE = 2
+EXIT_BACKEND_FAILED = 3
+
+DEFAULT_REPORTS = Path("reports")
+
+
+class UsageError(Exception):
+    """Bad input or options (exit code 2)."""
+
+
+def _parse_levels(text: str) -> tuple[str, ...]:
+    from parity.results import LEVELS
+
+    if text == "all":
+        return LEVELS
+    levels = tuple(part.strip().upper() for part in text.split(",") if part.strip())
+    bad = [lv for lv in levels if lv not in LEVELS]
+    if bad or not levels:
+        raise UsageError(f"--levels {text!r}: unknown level(s) {bad}; choose from {LEVELS}")
+    return tuple(lv for lv in LEVELS if lv in levels)
+
+
+def _parse_overrides(items: Sequence[str] | None, what: str) -> dict[str, Any]:
+    import json
+
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise UsageError(f"--{what} {item!r}: expected KEY=VALUE")
+        key, value = item.split("=", 1)
+        try:
+            out[key.strip()] = json.loads(value)
+        except ValueError:
+            out[key.strip()] = value
+    return out
+
+
+def _progress_printer(quiet: bool) -> Any:
+    def show(event: dict[str, Any]) -> None:
+        if quiet:
+            return
+        backend = event.get("backend", "?")
+        kind = event.get("event")
+        if kind == "epoch":
+            parts = [f"epoch {int(event.get('epoch', 0)) + 1}"]
+            for key in ("loss", "val_loss", "lr"):
+                if key in event and event[key] is not None:
+                    parts.append(f"{key}={float(event[key]):.5g}")
+            print(f"  [{backend}] " + " ".join(parts), file=sys.stderr, flush=True)
+        elif kind == "start":
+            print(f"  [{backend}] {event.get('task')} ...", file=sys.stderr, flush=True)
+        elif kind == "end":
+            print(f"  [{backend}] {event.get('task')} {event.get('status')} "
+                  f"({float(event.get('seconds', 0)):.1f} s)", file=sys.stderr, flush=True)
+        elif kind == "backend-end":
+            print(f"[{backend}] finished: {event.get('status')} "
+                  f"({float(event.get('seconds', 0)):.1f} s)", file=sys.stderr, flush=True)
+        elif kind == "backend-start":
+            print(f"[{backend}] starting tasks {', '.join(event.get('tasks', []))}",
+                  file=sys.stderr, flush=True)
+
+    return show
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """``parity run``: the ladder on a case or a container file; writes a bundle."""
+    from parity.session import run_and_report
+
+    injections = {}
+    for item in args.inject or []:
+        if "=" not in item:
+            raise UsageError(f"--inject {item!r}: expected BACKEND=INJECTION")
+        backend, name = item.split("=", 1)
+        injections[backend] = name
+    backends = tuple(b.strip() for b in args.backends.split(",") if b.strip())
+    bundle, result = run_and_report(
+        case=args.case, container_path=args.container, levels=_parse_levels(args.levels),
+        backends=backends, device=args.device, seed=args.seed,
+        model_overrides=_parse_overrides(args.model, "model"),
+        train_overrides=_parse_overrides(args.train, "train"),
+        reports_root=Path(args.out), timeout_s=args.timeout, isolation=args.isolation,
+        injections=injections, progress=_progress_printer(args.quiet),
+    )
+    first = result.first_divergence
+    print(f"verdict: {result.verdict} (exit {result.exit_code})")
+    if first is not None:
+        print(f"first divergent stage: {first.name}: {first.message}")
+    for run in result.backend_runs:
+        if run.failed:
+            print(f"backend {run.backend}: {run.status}: {run.message.splitlines()[0] if run.message else ''}")
+    print(f"report: {bundle}")
+    return result.exit_code
+
+
+def cmd_cases(args: argparse.Namespace) -> int:
+    """``parity cases``: list the built-in cases."""
+    from fixtures.cases import case_names, get_case
+
+    for name in case_names():
+        case = get_case(name)
+        print(f"{name:14s} {case.description}")
+    return EXIT_OK
+
+
+def cmd_fixtures(args: argparse.Namespace) -> int:
+    """``parity fixtures``: list the cases, or write one to an NPZ container file."""
+    from fixtures.cases import build_case
+
+    from parity.container import write_npz
+
+    if args.write is None:
+        return cmd_cases(args)
+    container = build_case(args.write, seed=args.seed)
+    path = write_npz(container, args.output or f"{args.write}.npz")
+    print(f"wrote {path} ({container.n_patterns} patterns, N={container.N}, "
+          f"hash {container.content_hash()[:12]})")
+    return EXIT_OK
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """``parity list``: past runs, newest last."""
+    from parity.report.runs import list_runs
+
+    runs = list_runs(Path(args.out))
+    if not runs:
+        print(f"no complete runs under {args.out}")
+    for run in runs:
+        print(run.line() if hasattr(run, "line") else str(run))
+    return EXIT_OK
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """``parity show RUN``: a run's summary."""
+    from parity.report.runs import resolve_run, show_run
+
+    print(show_run(resolve_run(Path(args.out), args.run)))
+    return EXIT_OK
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    """``parity diff A B``: what changed between two runs."""
+    from parity.report.runs import diff_runs, resolve_run
+
+    root = Path(args.out)
+    print(diff_runs(resolve_run(root, args.a), resolve_run(root, args.b)))
+    return EXIT_OK
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    """``parity convert SRC DST``: container NPZ <-> ptychodus product (HDF5/NPZ)."""
+    from parity.io.convert import convert
+
+    out = convert(Path(args.src), Path(args.dst))
+    print(f"wrote {out}")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (importable for docs and tests)."""
+    parser = argparse.ArgumentParser(
+        prog="parity",
+        description="TensorFlow vs PyTorch parity harness for PtychoPINN reconstructions. "
+                    "Exit codes: 0 parity, 1 divergence, 2 bad input/usage, 3 backend failed.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the stage ladder and write a report bundle")
+    source = run.add_mutually_exclusive_group()
+    source.add_argument("--case", default=None, help="built-in case (see `parity cases`); "
+                        "default: 'default'")
+    source.add_argument("--container", default=None, help="a container NPZ file instead of a case")
+    run.add_argument("--levels", default="all", help="comma list of L0..L5, or 'all'")
+    run.add_argument("--backends", default="tensorflow,torch",
+                     help="comma list of adapters; the first is the baseline")
+    run.add_argument("--device", default=None, help="device request, e.g. cpu or cuda")
+    run.add_argument("--seed", type=int, default=0, help="seed of stage inputs and weights")
+    run.add_argument("--model", action="append", metavar="KEY=VALUE",
+                     help="ModelConfig override (repeatable)")
+    run.add_argument("--train", action="append", metavar="KEY=VALUE",
+                     help="TrainConfig override (repeatable), e.g. epochs=3")
+    run.add_argument("--timeout", type=float, default=900.0, help="per-backend timeout, s")
+    run.add_argument("--isolation", choices=("subprocess", "inprocess"), default="subprocess")
+    run.add_argument("--inject", action="append", metavar="BACKEND=INJECTION",
+                     help="apply a known port bug to one backend (self-test)")
+    run.add_argument("--out", default=str(DEFAULT_REPORTS), help="reports root")
+    run.add_argument("--quiet", action="store_true", help="no progress lines")
+    run.set_defaults(func=cmd_run)
+
+    cases = sub.add_parser("cases", help="list built-in cases")
+    cases.set_defaults(func=cmd_cases)
+
+    fixtures = sub.add_parser("fixtures", help="list cases or write one as a container NPZ")
+    fixtures.add_argument("--write", metavar="CASE", default=None)
+    fixtures.add_argument("--output", "-o", default=None)
+    fixtures.add_argument("--seed", type=int, default=0)
+    fixtures.set_defaults(func=cmd_fixtures)
+
+    for name, func, help_text in (("list", cmd_list, "list past runs"),):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--out", default=str(DEFAULT_REPORTS))
+        p.set_defaults(func=func)
+    show = sub.add_parser("show", help="show a run's summary (path, name, prefix or 'latest')")
+    show.add_argument("run", nargs="?", default="latest")
+    show.add_argument("--out", default=str(DEFAULT_REPORTS))
+    show.set_defaults(func=cmd_show)
+    diff = sub.add_parser("diff", help="what changed between two runs")
+    diff.add_argument("a")
+    diff.add_argument("b", nargs="?", default="latest")
+    diff.add_argument("--out", default=str(DEFAULT_REPORTS))
+    diff.set_defaults(func=cmd_diff)
+
+    convert = sub.add_parser("convert", help="convert container NPZ <-> ptychodus product")
+    convert.add_argument("src")
+    convert.add_argument("dst")
+    convert.set_defaults(func=cmd_convert)
+
+    from parity.cli_extra import add_extra_commands
+
+    add_extra_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``parity`` console script."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on usage errors already
+        return int(exc.code or 0)
+    try:
+        return int(args.func(args))
+    except UsageError as err:
+        print(f"parity: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except (ValueError, FileNotFoundError) as err:
+        print(f"parity: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("parity: interrupted; no bundle was written for this run", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,19 @@
+"""Sub-commands beyond the core set: self-test, flake check and benchmarks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["add_extra_commands"]
+
+
+def add_extra_commands(sub: Any) -> None:
+    """Register ``selftest``, ``flake`` and ``bench`` on the ``parity`` sub-parser set."""
+    from parity.selftest import add_selftest_command
+
+    add_selftest_command(sub)
+    from parity.bench import add_bench_command
+
+    add_bench_command(sub)
+
+

@@ -1,0 +1,439 @@
+"""The parity engine: prepares one set of inputs, runs every backend through its adapter (each in
+its own subprocess by default), and judges the stage ladder L0-L5.
+
+Order of work: shared preparation (grouping, normalisation, seeded stage inputs, NumPy weights) ->
+the float64 oracle's expectations (in process) -> the baseline backend's job -> each other
+backend's job (including inference with the baseline's trained weights) -> checks -> RunResult.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import tempfile
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from parity.config import ModelConfig, TrainConfig
+from parity.container import Container
+from parity.contract import NETWORK_OUTPUT_KEYS, PHYSICS_OUTPUT_KEYS, PreparedData
+from parity.divergences import DivergenceRegistry, load_registry
+from parity.inputs import initial_weights, l4_batches, network_batch, physics_inputs
+from parity.judge import Judge
+from parity.prepare import group_container, prepare
+from parity.results import LEVELS, BackendRun, Check, RunResult
+from parity.runner import BackendOutcome, run_backend
+from parity.tolerances import ToleranceTable, load_table
+
+__all__ = ["RunPlan", "run_parity"]
+
+#: Optimiser steps compared at L4.
+L4_STEPS = 4
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What to run.
+
+    Attributes
+    ----------
+    container : Container
+        The data.
+    model : ModelConfig
+        Model options (both backends).
+    train : TrainConfig
+        Training options (both backends).
+    backends : tuple[str, ...]
+        Adapter names; the first is the baseline the others are compared against.
+    levels : tuple[str, ...]
+        Ladder levels to evaluate.
+    device : str or None
+        Device request passed to the adapters (None: each picks, CUDA when available).
+    seed : int
+        Seed of the stage inputs and NumPy weights.
+    timeout_s : float
+        Per-backend wall-clock limit.
+    isolation : str
+        ``subprocess`` or ``inprocess``.
+    injections : Mapping[str, str]
+        Backend -> injection name (self-test).
+    sizing : str
+        A note on which configuration size was used (reports say it).
+    """
+
+    container: Container
+    model: ModelConfig
+    train: TrainConfig
+    backends: tuple[str, ...] = ("tensorflow", "torch")
+    levels: tuple[str, ...] = LEVELS
+    device: str | None = None
+    seed: int = 0
+    timeout_s: float = 900.0
+    isolation: str = "subprocess"
+    injections: Mapping[str, str] = field(default_factory=dict)
+    sizing: str = ""
+
+    def __post_init__(self) -> None:
+        unknown = [lv for lv in self.levels if lv not in LEVELS]
+        if unknown:
+            raise ValueError(f"unknown level(s) {unknown}; expected a subset of {LEVELS}")
+        if len(self.backends) < 1 or len(set(self.backends)) != len(self.backends):
+            raise ValueError(f"backends {self.backends}: need at least one, without repeats")
+        for backend in self.injections:
+            if backend not in self.backends:
+                raise ValueError(f"injection targets {backend!r}, which is not being run")
+
+
+def _save(path: Path, arrays: Mapping[str, Any]) -> str:
+    np.savez(path, **{k: np.asarray(v) for k, v in arrays.items()})
+    return f"../inputs/{path.name}"
+
+
+def _load(path: Path) -> dict[str, np.ndarray]:
+    if not path.exists():
+        return {}
+    with np.load(path, allow_pickle=False) as archive:
+        return {k: archive[k] for k in archive.files}
+
+
+def _device_kind(environment: Mapping[str, Any]) -> str:
+    device = str(environment.get("device", "cpu"))
+    return "cuda" if device.startswith("cuda") or device.startswith("/GPU") or "gpu" in \
+        device.lower() else "cpu"
+
+
+def run_parity(plan: RunPlan, workdir: Path | None = None, *,
+               tolerances: ToleranceTable | None = None,
+               registry: DivergenceRegistry | None = None,
+               progress: Callable[[dict[str, Any]], None] | None = None,
+               stamp: str = "") -> tuple[RunResult, dict[str, np.ndarray]]:
+    """Run the ladder; return the result and the evidence arrays for the bundle.
+
+    Parameters
+    ----------
+    plan : RunPlan
+        What to run.
+    workdir : pathlib.Path, optional
+        Scratch directory (job files, bundles, logs); a temporary one when None.
+    tolerances, registry
+        Override the project's tolerance table and divergence registry.
+    progress : callable, optional
+        Receives progress events (backend, task, epoch, loss, ...).
+    stamp : str
+        UTC stamp of the run (for the result).
+    """
+    table = tolerances or load_table()
+    known = registry or load_registry()
+    own_tmp = workdir is None
+    work = Path(tempfile.mkdtemp(prefix="parity-")) if own_tmp else Path(workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        return _run(plan, work, table, known, progress or (lambda e: None), stamp)
+    finally:
+        if own_tmp:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _run(plan: RunPlan, work: Path, table: ToleranceTable, known: DivergenceRegistry,
+         progress: Callable[[dict[str, Any]], None],
+         stamp: str) -> tuple[RunResult, dict[str, np.ndarray]]:
+    from parity.oracle.adapter import OracleAdapter
+
+    levels = set(plan.levels)
+    container, model, train = plan.container, plan.model, plan.train
+    grouping = group_container(container, model)
+    data = prepare(container, grouping, model)
+    inputs_dir = work / "inputs"
+    inputs_dir.mkdir(exist_ok=True)
+    oracle = OracleAdapter()
+    expected: dict[str, dict[str, np.ndarray]] = {}
+    files: dict[str, str] = {"data": _save(inputs_dir / "prepared.npz", data.to_arrays())}
+    if "L1" in levels:
+        phys = physics_inputs(container, model, seed=plan.seed)
+        files["physics"] = _save(inputs_dir / "physics.npz", phys)
+        expected["physics"] = oracle.forward_physics(model, phys)
+    if levels & {"L2", "L3", "L4"}:
+        weights = initial_weights(model, seed=plan.seed)
+        batch = network_batch(data)
+        files["weights"] = _save(inputs_dir / "weights.npz", weights)
+        files["batch"] = _save(inputs_dir / "batch.npz", batch)
+        if "L2" in levels:
+            expected["network"] = oracle.network_forward(model, weights, batch)
+    if "L4" in levels:
+        files["batches"] = _save(inputs_dir / "batches.npz",
+                                 l4_batches(data, train, steps=L4_STEPS, seed=plan.seed))
+
+    outcomes: dict[str, BackendOutcome] = {}
+    outputs: dict[str, dict[str, dict[str, np.ndarray]]] = {}
+    baseline = plan.backends[0]
+    for backend in plan.backends:
+        tasks: list[dict[str, Any]] = [{"name": "effective_config", "kind": "effective_config"}]
+        if "L1" in levels:
+            tasks.append({"name": "physics", "kind": "forward_physics",
+                          "inputs": files["physics"]})
+        if "L2" in levels:
+            tasks.append({"name": "network", "kind": "network_forward",
+                          "weights": files["weights"], "batch": files["batch"]})
+        if "L3" in levels:
+            tasks.append({"name": "loss_and_grads", "kind": "loss_and_grads",
+                          "weights": files["weights"], "batch": files["batch"]})
+        if "L4" in levels:
+            tasks.append({"name": "train_steps", "kind": "train_steps",
+                          "weights": files["weights"], "batches": files["batches"]})
+        if "L5" in levels:
+            tasks.append({"name": "train", "kind": "train", "data": files["data"],
+                          "workdir": "bundle"})
+            base_train = outputs.get(baseline, {}).get("train", {})
+            if backend != baseline and base_train:
+                cross = {k[len("weights/"):]: v for k, v in base_train.items()
+                         if k.startswith("weights/")}
+                files["baseline_weights"] = _save(inputs_dir / "baseline_weights.npz", cross)
+                tasks.append({"name": "baseline_weights", "kind": "predict_with_weights",
+                              "weights": files["baseline_weights"], "data": files["data"]})
+        job_dir = work / backend
+        job_dir.mkdir(exist_ok=True)
+        job = {"backend": backend, "device": plan.device, "seed": plan.seed,
+               "deterministic": train.deterministic, "model": dataclasses.asdict(model),
+               "train": dataclasses.asdict(train), "tasks": tasks,
+               "injection": plan.injections.get(backend)}
+        (job_dir / "job.json").write_text(json.dumps(job, indent=1))
+        progress({"backend": backend, "event": "backend-start", "tasks": [t["name"] for t in tasks]})
+        outcome = run_backend(job_dir, timeout_s=plan.timeout_s, isolation=plan.isolation,
+                              on_progress=progress)
+        outcomes[backend] = outcome
+        outputs[backend] = {t["name"]: _load(job_dir / f"{t['name']}.npz") for t in tasks}
+        progress({"backend": backend, "event": "backend-end", "status": outcome.status,
+                  "seconds": outcome.seconds})
+
+    device = _device_kind(outcomes[baseline].manifest.get("environment", {}))
+    judge = Judge(table, known, device=device)
+    checks: list[Check] = []
+    histories: dict[str, Any] = {}
+    evidence: dict[str, np.ndarray] = {}
+    metrics: dict[str, Any] = {}
+    for backend in plan.backends:
+        tasks_manifest = outcomes[backend].manifest.get("tasks", {})
+        config_record = tasks_manifest.get("effective_config", {})
+        if "L0" in levels:
+            checks.extend(_level0(judge, oracle, plan, backend, baseline, config_record,
+                                  {b: outcomes[b].manifest.get("tasks", {}) for b in outcomes},
+                                  outputs, expected))
+        if "L1" in levels:
+            checks.extend(_compare_stage(judge, "L1", backend, outcomes[backend], "physics",
+                                         outputs[backend].get("physics", {}),
+                                         expected["physics"], PHYSICS_OUTPUT_KEYS, "oracle"))
+        if "L2" in levels:
+            checks.extend(_compare_stage(judge, "L2", backend, outcomes[backend], "network",
+                                         outputs[backend].get("network", {}),
+                                         expected["network"], NETWORK_OUTPUT_KEYS, "oracle"))
+        history = tasks_manifest.get("train", {}).get("history")
+        if history:
+            histories[backend] = history
+            for key, values in history.items():
+                evidence[f"{backend}/history/{key}"] = np.asarray(values, dtype=np.float64)
+        trained = outputs[backend].get("train", {})
+        if "reconstructed_obj" in trained:
+            evidence[f"{backend}/reconstructed_obj"] = trained["reconstructed_obj"]
+            evidence[f"{backend}/origin_px"] = trained["origin_px"]
+
+    for backend in plan.backends[1:]:
+        pair_name = backend
+        for level, task, keys in (("L2", "network", NETWORK_OUTPUT_KEYS),):
+            if level in levels:
+                checks.extend(_compare_stage(judge, level, pair_name, outcomes[backend], task,
+                                             outputs[backend].get(task, {}),
+                                             outputs[baseline].get(task, {}), keys, baseline,
+                                             stage_prefix="pair."))
+        if "L3" in levels:
+            checks.extend(_level3(judge, backend, baseline, outcomes, outputs))
+        if "L4" in levels:
+            checks.extend(_level4(judge, backend, baseline, outcomes, outputs))
+        if "L5" in levels:
+            checks.extend(_level5_same_weights(judge, backend, baseline, outcomes, outputs,
+                                               evidence))
+    if "L5" in levels:
+        from parity.evaluation import independent_checks
+
+        l5_checks, metrics, l5_evidence = independent_checks(
+            judge, plan.backends, container, data, model, outcomes, outputs)
+        checks.extend(l5_checks)
+        evidence.update(l5_evidence)
+    if container.object_truth is not None:
+        evidence["truth/object"] = container.object_truth
+
+    backend_runs = tuple(
+        BackendRun(
+            backend=b, status=outcomes[b].status, seconds=outcomes[b].seconds,
+            tasks={n: {k: v for k, v in t.items() if k in ("status", "error", "seconds", "kind")}
+                   for n, t in outcomes[b].manifest.get("tasks", {}).items()},
+            environment=outcomes[b].manifest.get("environment", {}),
+            log_path=f"logs/{b}.log", message=outcomes[b].message,
+        )
+        for b in plan.backends
+    )
+    result = RunResult(
+        case=container.metadata.name, stamp=stamp, levels=tuple(plan.levels),
+        backends=tuple(plan.backends), checks=tuple(checks), backend_runs=backend_runs,
+        histories=histories, metrics=metrics,
+        config={"model": dataclasses.asdict(model), "train": dataclasses.asdict(train),
+                "seed": plan.seed, "device_request": plan.device, "device": device,
+                "isolation": plan.isolation, "sizing": plan.sizing,
+                "injections": dict(plan.injections), "n_groups": grouping.n_groups,
+                "intensity_scale": data.intensity_scale, "normalisation": data.normalisation},
+        provenance={"data_hash": container.content_hash(),
+                    "container": container.metadata.to_dict(),
+                    "tolerance_file": table.source, "divergence_registry": known.source},
+        warnings=tuple(judge.warnings),
+    )
+    for backend, outcome in outcomes.items():
+        log_copy = work / f"{backend}.log"
+        if outcome.log_path.exists() and outcome.log_path != log_copy:
+            shutil.copyfile(outcome.log_path, log_copy)
+    return result, evidence
+
+
+def _missing(level: str, stage: str, backend: str, reference: str,
+             outcome: BackendOutcome, task: str) -> Check:
+    record = outcome.manifest.get("tasks", {}).get(task, {})
+    reason = record.get("error") or outcome.message or f"task {task} produced no output"
+    supported = "not supported" in str(reason) or "does not implement" in str(reason)
+    return Check(level, stage, "*", backend, reference, "skipped" if supported else "error",
+                 message=f"{backend} {task}: {reason}"[:500])
+
+
+def _compare_stage(judge: Judge, level: str, backend: str, outcome: BackendOutcome, task: str,
+                   actual: Mapping[str, np.ndarray], expected: Mapping[str, np.ndarray],
+                   keys: tuple[str, ...], reference: str, *,
+                   stage_prefix: str = "") -> list[Check]:
+    if not actual:
+        return [_missing(level, f"{stage_prefix}{task}", backend, reference, outcome, task)]
+    checks = []
+    for key in keys:
+        if key not in expected:
+            continue
+        if key not in actual:
+            checks.append(Check(level, f"{stage_prefix}{key}", key, backend, reference, "fail",
+                                message=f"{backend} did not return {key!r}"))
+            continue
+        checks.append(judge.compare(level=level, stage=f"{stage_prefix}{key}", quantity=key,
+                                    backend=backend, reference=reference,
+                                    expected=expected[key], actual=actual[key]))
+    return checks
+
+
+def _level0(judge: Judge, oracle: Any, plan: RunPlan, backend: str, baseline: str,
+            record: Mapping[str, Any], manifests: Mapping[str, Any],
+            outputs: Mapping[str, Any], expected: Mapping[str, Any]) -> list[Check]:
+    checks = []
+    config = record.get("config")
+    if config is None:
+        return [Check("L0", "effective_config", "config", backend, "oracle", "error",
+                      message=f"{backend} reported no effective config: "
+                              f"{record.get('error', 'task missing')}")]
+    reference = oracle.effective_config(plan.model, plan.train)
+    shared = {k: v for k, v in config.items() if k != "framework"}
+    checks.append(judge.exact(level="L0", stage="effective_config", quantity="config",
+                              backend=backend, reference="oracle",
+                              expected={k: v for k, v in reference.items() if k != "framework"},
+                              actual=shared))
+    for task, keys in (("physics", PHYSICS_OUTPUT_KEYS), ("network", NETWORK_OUTPUT_KEYS)):
+        ours = outputs.get(backend, {}).get(task, {})
+        ref = expected.get(task, {})
+        if not ours or not ref:
+            continue
+        layout_expected = {k: [list(np.shape(ref[k])), np.asarray(ref[k]).dtype.kind]
+                           for k in keys if k in ref}
+        layout_actual = {k: [list(np.shape(ours[k])), np.asarray(ours[k]).dtype.kind]
+                         for k in keys if k in ours}
+        checks.append(judge.exact(level="L0", stage="layout", quantity=task, backend=backend,
+                                  reference="oracle", expected=layout_expected,
+                                  actual=layout_actual))
+    return checks
+
+
+def _level3(judge: Judge, backend: str, baseline: str, outcomes: Mapping[str, BackendOutcome],
+            outputs: Mapping[str, Any]) -> list[Check]:
+    ours = outputs[backend].get("loss_and_grads", {})
+    base = outputs[baseline].get("loss_and_grads", {})
+    if not ours or not base:
+        failed = backend if not ours else baseline
+        return [_missing("L3", "loss_and_grads", backend, baseline, outcomes[failed],
+                         "loss_and_grads")]
+    checks = [judge.compare(level="L3", stage="loss", quantity="loss", backend=backend,
+                            reference=baseline, expected=base["loss"], actual=ours["loss"])]
+    for key in sorted(k for k in base if k.startswith(("grad/", "stepped/"))):
+        stage, name = key.split("/", 1)
+        if key not in ours:
+            checks.append(Check("L3", stage, name, backend, baseline, "fail",
+                                message=f"{backend} did not return {key}"))
+            continue
+        checks.append(judge.compare(level="L3", stage=stage, quantity=name, backend=backend,
+                                    reference=baseline, expected=base[key], actual=ours[key]))
+    return checks
+
+
+def _level4(judge: Judge, backend: str, baseline: str, outcomes: Mapping[str, BackendOutcome],
+            outputs: Mapping[str, Any]) -> list[Check]:
+    ours = outputs[backend].get("train_steps", {})
+    base = outputs[baseline].get("train_steps", {})
+    if not ours or not base:
+        failed = backend if not ours else baseline
+        return [_missing("L4", "train_steps", backend, baseline, outcomes[failed],
+                         "train_steps")]
+    checks = [judge.compare(level="L4", stage="loss_curve", quantity="losses", backend=backend,
+                            reference=baseline, expected=base["losses"], actual=ours["losses"])]
+    for key in sorted(k for k in base if k.startswith("weights/")):
+        name = key.split("/", 1)[1]
+        if key not in ours:
+            checks.append(Check("L4", "weights", name, backend, baseline, "fail",
+                                message=f"{backend} did not return {key}"))
+            continue
+        checks.append(judge.compare(level="L4", stage="weights", quantity=name, backend=backend,
+                                    reference=baseline, expected=base[key], actual=ours[key]))
+    return checks
+
+
+def _level5_same_weights(judge: Judge, backend: str, baseline: str,
+                         outcomes: Mapping[str, BackendOutcome], outputs: Mapping[str, Any],
+                         evidence: dict[str, np.ndarray]) -> list[Check]:
+    ours = outputs[backend].get("baseline_weights", {})
+    base = outputs[baseline].get("train", {})
+    if not base:
+        return [_missing("L5", "same_weights", backend, baseline, outcomes[baseline], "train")]
+    if not ours:
+        return [_missing("L5", "same_weights", backend, baseline, outcomes[backend],
+                         "baseline_weights")]
+    checks = [judge.exact(level="L5", stage="same_weights", quantity="origin_px",
+                          backend=backend, reference=baseline,
+                          expected=np.asarray(base["origin_px"]).tolist(),
+                          actual=np.asarray(ours["origin_px"]).tolist())]
+    expected_obj, actual_obj = base["reconstructed_obj"], ours["reconstructed_obj"]
+    evidence[f"{backend}/same_weights/reconstructed_obj"] = actual_obj
+    for key, exp, act in (
+        ("reconstructed_obj", expected_obj, actual_obj),
+        ("recon_amp", np.abs(expected_obj), np.abs(actual_obj)),
+        ("recon_phase", _masked_phase(expected_obj), _masked_phase(actual_obj, expected_obj)),
+    ):
+        checks.append(judge.compare(level="L5", stage="same_weights", quantity=key,
+                                    backend=backend, reference=baseline, expected=exp,
+                                    actual=act))
+    return checks
+
+
+def _masked_phase(obj: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
+    """Phase where the amplitude is meaningful (>= 5 % of max), 0 elsewhere; wrap-aligned to
+    ``reference`` so that a +-pi wrap does not count as an error."""
+    ref = obj if reference is None else reference
+    mask = np.abs(ref) >= 0.05 * np.abs(ref).max()
+    phase = np.angle(obj)
+    if reference is not None:
+        phase = np.angle(reference) + np.angle(obj * np.conj(reference))
+    return np.where(mask, phase, 0.0)
+
+

@@ -1,0 +1,166 @@
+"""L5: independent training of each backend, judged on reconstruction quality.
+
+Each backend's stitched object is evaluated against the ground truth (when the case has one) after
+alignment whose parameters are reported, and against the measured data (data consistency: how well
+the reconstruction re-predicts the normalised diffraction). The gate is on the DIFFERENCE of each
+metric between a backend and the baseline, with margins from the tolerance table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from parity.config import ModelConfig
+from parity.container import Container
+from parity.contract import PreparedData
+from parity.results import Check
+
+__all__ = ["GATED_METRICS", "data_consistency", "independent_checks", "truth_region"]
+
+#: Metrics whose backend-vs-baseline difference is gated at L5 (``metric -> path in the metrics``).
+GATED_METRICS: tuple[str, ...] = ("ssim_amp", "ssim_phase", "mae_amp", "mae_phase")
+
+
+def truth_region(truth: np.ndarray, obj: np.ndarray,
+                 origin_px: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cut the truth and the reconstruction to their common region.
+
+    Returns ``(truth_crop, recon_crop, covered)`` on the reconstruction's grid, where ``covered``
+    marks pixels inside the truth frame and reached by the stitching (non-zero).
+    """
+    x0, y0 = (int(v) for v in origin_px)
+    height, width = obj.shape
+    H, W = truth.shape
+    ys = slice(max(y0, 0), min(y0 + height, H))
+    xs = slice(max(x0, 0), min(x0 + width, W))
+    truth_crop = truth[ys, xs]
+    recon_crop = obj[ys.start - y0: ys.stop - y0, xs.start - x0: xs.stop - x0]
+    covered = np.abs(recon_crop) > 0
+    return truth_crop, recon_crop, covered
+
+
+def _trusted_box(covered: np.ndarray, margin: int) -> tuple[slice, slice]:
+    rows = np.flatnonzero(covered.any(axis=1))
+    cols = np.flatnonzero(covered.any(axis=0))
+    if rows.size == 0 or cols.size == 0:
+        raise ValueError("the reconstruction covers no pixel of the truth frame")
+    return (slice(rows[0] + margin, rows[-1] + 1 - margin),
+            slice(cols[0] + margin, cols[-1] + 1 - margin))
+
+
+def data_consistency(obj: np.ndarray, origin_px: Sequence[int], container: Container,
+                     data: PreparedData, model: ModelConfig) -> dict[str, float]:
+    """How well a stitched object re-predicts the measured (normalised) diffraction.
+
+    Patches of the object at each scan position (oracle extraction, on the object grid) times the
+    normalised probe, far-field amplitude, one least-squares global scale ``k``; reports the
+    R-factor ``sum|k A - X| / sum X`` over patterns whose whole patch lies inside the stitched
+    region, and ``k``.
+    """
+    from parity.oracle.physics import (
+        exit_wave,
+        extract_object_patches,
+        farfield_amplitude,
+        normalise_probe,
+    )
+
+    x0, y0 = (int(v) for v in origin_px)
+    positions = container.positions_px - np.array([x0, y0], dtype=np.float64)
+    half = model.N // 2
+    height, width = obj.shape
+    inside = ((positions[:, 0] - half >= 0) & (positions[:, 0] + half < width)
+              & (positions[:, 1] - half >= 0) & (positions[:, 1] + half < height))
+    if not inside.any():
+        return {"r_factor": float("nan"), "scale": float("nan"), "patterns": 0}
+    probe = normalise_probe(container.probe, model.probe_scale)
+    predicted = farfield_amplitude(exit_wave(probe, extract_object_patches(
+        obj, positions[inside], model.N), mask=model.probe_mask))
+    measured = container.diffraction[inside].astype(np.float64) * data.normalisation
+    k = float(np.sum(predicted * measured) / max(np.sum(predicted**2), 1e-30))
+    r_factor = float(np.sum(np.abs(k * predicted - measured)) / np.sum(measured))
+    return {"r_factor": r_factor, "scale": k, "patterns": int(inside.sum())}
+
+
+def independent_checks(judge: Any, backends: Sequence[str], container: Container,
+                       data: PreparedData, model: ModelConfig, outcomes: Mapping[str, Any],
+                       outputs: Mapping[str, Any]
+                       ) -> tuple[list[Check], dict[str, Any], dict[str, np.ndarray]]:
+    """Metrics per backend, their differences, and the L5 ``independent`` checks."""
+    from parity.alignment import evaluate_against_truth
+
+    metrics: dict[str, Any] = {}
+    evidence: dict[str, np.ndarray] = {}
+    checks: list[Check] = []
+    baseline = backends[0]
+    for backend in backends:
+        trained = outputs[backend].get("train", {})
+        if "reconstructed_obj" not in trained:
+            continue
+        obj = np.asarray(trained["reconstructed_obj"])
+        origin = np.asarray(trained["origin_px"]).tolist()
+        entry: dict[str, Any] = {"data_consistency": data_consistency(obj, origin, container,
+                                                                      data, model)}
+        if container.object_truth is not None:
+            truth, recon, covered = truth_region(container.object_truth, obj, origin)
+            rows, cols = _trusted_box(covered, margin=model.stitch_crop_px // 2)
+            evaluation = evaluate_against_truth(truth[rows, cols], recon[rows, cols])
+            entry["truth"] = evaluation
+            flat = _flatten(evaluation)
+            entry["gated"] = {name: flat.get(name) for name in GATED_METRICS}
+            for key in ("frc_frequency", "frc_curve", "frc_half_bit"):
+                if key in flat and flat[key] is not None:
+                    evidence[f"{backend}/frc/{key[4:]}"] = np.asarray(flat[key], dtype=np.float64)
+        metrics[backend] = entry
+    if baseline not in metrics:
+        return checks, metrics, evidence
+    deltas: dict[str, Any] = {}
+    for backend in backends[1:]:
+        if backend not in metrics:
+            continue
+        base_gated = metrics[baseline].get("gated", {})
+        ours_gated = metrics[backend].get("gated", {})
+        names = list(GATED_METRICS) if base_gated else []
+        deltas[backend] = {}
+        for name in names:
+            expected, actual = base_gated.get(name), ours_gated.get(name)
+            if expected is None or actual is None:
+                checks.append(Check("L5", "independent", name, backend, baseline, "error",
+                                    message=f"metric {name} missing"))
+                continue
+            deltas[backend][name] = float(actual) - float(expected)
+            checks.append(judge.compare(level="L5", stage="independent", quantity=name,
+                                        backend=backend, reference=baseline,
+                                        expected=np.asarray(expected, dtype=np.float64),
+                                        actual=np.asarray(actual, dtype=np.float64)))
+        r_base = metrics[baseline]["data_consistency"]["r_factor"]
+        r_ours = metrics[backend]["data_consistency"]["r_factor"]
+        deltas[backend]["r_factor"] = r_ours - r_base
+        checks.append(judge.compare(level="L5", stage="independent", quantity="r_factor",
+                                    backend=backend, reference=baseline,
+                                    expected=np.asarray(r_base), actual=np.asarray(r_ours)))
+    metrics["delta"] = deltas
+    return checks, metrics, evidence
+
+
+def _flatten(evaluation: Mapping[str, Any]) -> dict[str, Any]:
+    """Map the evaluation dict onto flat names (``ssim_amp``, ``frc_curve``, ...)."""
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, Mapping):
+            for key, sub in value.items():
+                walk(f"{prefix}_{key}" if prefix else str(key), sub)
+        else:
+            flat[prefix] = value
+
+    walk("", evaluation)
+    aliases = {}
+    for key in list(flat):
+        parts = key.split("_")
+        if len(parts) >= 2 and parts[0] in ("amplitude", "amp", "phase"):
+            quantity = "amp" if parts[0] in ("amplitude", "amp") else "phase"
+            aliases[f"{'_'.join(parts[1:])}_{quantity}"] = flat[key]
+    return {**aliases, **flat}

@@ -1,0 +1,142 @@
+"""Turns backend outputs into :class:`~parity.results.Check` records: tolerance lookup, comparison,
+known-divergence allowances. NumPy only."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from parity.compare import compare_arrays
+from parity.divergences import DivergenceRegistry
+from parity.results import Check, jsonable
+from parity.tolerances import Tolerance, ToleranceTable
+
+__all__ = ["Judge"]
+
+
+class Judge:
+    """Compares arrays under the tolerance table and the divergence registry.
+
+    Parameters
+    ----------
+    table : ToleranceTable
+        Where every tolerance comes from.
+    registry : DivergenceRegistry
+        Known divergences.
+    device : str
+        ``cpu`` or ``cuda`` (tolerance key).
+    dtype : str
+        Working precision of the backends (tolerance key), ``float32``.
+    """
+
+    def __init__(self, table: ToleranceTable, registry: DivergenceRegistry, *, device: str,
+                 dtype: str = "float32") -> None:
+        self.table = table
+        self.registry = registry
+        self.device = device
+        self.dtype = dtype
+        self.warnings: list[str] = []
+
+    def _evaluate(self, expected: np.ndarray, actual: np.ndarray, *, name: str, rtol: float,
+                  atol: float, atol_scale: str, max_fraction: float,
+                  min_cosine: float | None) -> tuple[bool, dict[str, Any]]:
+        expected = np.asarray(expected)
+        actual = np.asarray(actual)
+        scale = float(np.max(np.abs(expected))) if expected.size and np.isfinite(expected).all() \
+            else 1.0
+        atol_abs = atol * scale if atol_scale == "max_abs" else atol
+        comparison = compare_arrays(name, expected, actual, rtol=rtol, atol=atol_abs)
+        measured = comparison.to_dict()
+        passed = bool(comparison.passed)
+        fraction = measured.get("fraction_out")
+        if not passed and max_fraction > 0 and fraction is not None and measured.get(
+                "kind_ok", True) and fraction <= max_fraction:
+            passed = True
+        if min_cosine is not None:
+            cosine = measured.get("cosine_similarity")
+            if cosine is None or cosine < min_cosine:
+                passed = False
+        measured["atol_effective"] = atol_abs
+        return passed, measured
+
+    def compare(self, *, level: str, stage: str, quantity: str, backend: str, reference: str,
+                expected: np.ndarray, actual: np.ndarray) -> Check:
+        """One check of ``actual`` (from ``backend``) against ``expected`` (from ``reference``)."""
+        try:
+            tol: Tolerance = self.table.lookup(level=level, stage=stage, quantity=quantity,
+                                               dtype=self.dtype, device=self.device)
+        except KeyError as err:
+            return Check(level, stage, quantity, backend, reference, "error",
+                         message=str(err).strip("'\""))
+        passed, measured = self._evaluate(
+            expected, actual, name=f"{stage}.{quantity}", rtol=tol.rtol, atol=tol.atol,
+            atol_scale=tol.atol_scale, max_fraction=tol.max_fraction, min_cosine=tol.min_cosine)
+        allowance = self.registry.find(backend=backend, level=level, stage=stage,
+                                       quantity=quantity, device=self.device)
+        verdict = "pass" if passed else "fail"
+        tolerance = tol.to_dict()
+        if allowance is not None:
+            tolerance["allowance"] = allowance.to_dict()
+            if passed:
+                self.warnings.append(
+                    f"divergence allowance {allowance.id} is no longer needed: {level}/{stage}/"
+                    f"{quantity} for {backend} passes its ordinary tolerance")
+            else:
+                ok, measured_allow = self._evaluate(
+                    expected, actual, name=f"{stage}.{quantity}", rtol=allowance.rtol,
+                    atol=allowance.atol, atol_scale=tol.atol_scale, max_fraction=0.0,
+                    min_cosine=None)
+                verdict = "known" if ok else "fail"
+        message = self._message(verdict, measured, tolerance)
+        return Check(level, stage, quantity, backend, reference, verdict, jsonable(measured),
+                     jsonable(tolerance), message)
+
+    @staticmethod
+    def _message(verdict: str, measured: Mapping[str, Any], tol: Mapping[str, Any]) -> str:
+        if measured.get("kind_ok") is False:
+            return str(measured.get("message", "dtype or shape mismatch"))
+        parts = []
+        for key in ("max_abs_error", "max_rel_error", "fraction_out", "cosine_similarity"):
+            value = measured.get(key)
+            if value is not None:
+                parts.append(f"{key}={value:.3g}")
+        bound = f"rtol={tol.get('rtol')}, atol={measured.get('atol_effective', tol.get('atol')):.3g}"
+        return f"{verdict.upper()}: {', '.join(parts)} (tolerance {bound})"
+
+    def exact(self, *, level: str, stage: str, quantity: str, backend: str, reference: str,
+              expected: Any, actual: Any) -> Check:
+        """Exact equality of JSON-able values (configs, shapes, indices); lists what differs."""
+        differences = _diff(expected, actual)
+        verdict = "fail" if differences else "pass"
+        message = ("identical" if not differences
+                   else f"{len(differences)} difference(s): " + "; ".join(differences[:8]))
+        return Check(level, stage, quantity, backend, reference, verdict,
+                     {"differences": differences[:50]},
+                     {"rule": "exact", "reason": "configuration, layout and indices must agree "
+                      "exactly; any difference is a port decision to make explicit"}, message)
+
+
+def _diff(expected: Any, actual: Any, path: str = "") -> list[str]:
+    if isinstance(expected, Mapping) and isinstance(actual, Mapping):
+        out: list[str] = []
+        for key in sorted(set(expected) | set(actual), key=str):
+            where = f"{path}.{key}" if path else str(key)
+            if key not in actual:
+                out.append(f"{where}: missing in actual")
+            elif key not in expected:
+                out.append(f"{where}: unexpected in actual ({actual[key]!r})")
+            else:
+                out.extend(_diff(expected[key], actual[key], where))
+        return out
+    if isinstance(expected, list | tuple) and isinstance(actual, list | tuple):
+        if len(expected) != len(actual):
+            return [f"{path}: length {len(expected)} vs {len(actual)}"]
+        out = []
+        for i, (e, a) in enumerate(zip(expected, actual, strict=True)):
+            out.extend(_diff(e, a, f"{path}[{i}]"))
+        return out
+    if expected != actual:
+        return [f"{path}: expected {expected!r}, got {actual!r}"]
+    return []

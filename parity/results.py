@@ -1,0 +1,236 @@
+"""Result records of a parity run: checks, backend runs, the run itself. Frozen, JSON-able."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = [
+    "LEVELS",
+    "VERDICTS",
+    "BackendRun",
+    "Check",
+    "RunResult",
+    "jsonable",
+]
+
+#: Ladder levels, in order.
+LEVELS: tuple[str, ...] = ("L0", "L1", "L2", "L3", "L4", "L5")
+
+#: Verdicts a check can have. ``known``: failed its tolerance but within a registered divergence
+#: allowance; ``skipped``: not run (reason in ``message``); ``error``: could not be evaluated
+#: (a backend failed to produce the input).
+VERDICTS: tuple[str, ...] = ("pass", "fail", "known", "skipped", "error")
+
+
+def jsonable(value: Any) -> Any:
+    """Convert NumPy scalars/arrays, tuples and non-finite floats into JSON-safe values."""
+    import numpy as np
+
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return jsonable(value.item())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+@dataclass(frozen=True)
+class Check:
+    """One comparison on the ladder.
+
+    Attributes
+    ----------
+    level : str
+        One of :data:`LEVELS`.
+    stage : str
+        Stage name (e.g. ``farfield_amplitude``, ``network.trimmed_obj``, ``grad``).
+    quantity : str
+        What was compared (e.g. ``amplitude``, ``decoder_amp.head.kernel``).
+    backend : str
+        The backend under test (``tensorflow``, ``torch``, or ``pair`` for backend vs backend).
+    reference : str
+        What it was compared against (``oracle``, another backend, ``truth``).
+    verdict : str
+        One of :data:`VERDICTS`.
+    measured : dict
+        The numbers (max abs/rel error, fraction out, worst indices, cosine, ...).
+    tolerance : dict
+        The tolerance entry used (values and its reason), empty when none applies.
+    message : str
+        One line a reviewer reads.
+    """
+
+    level: str
+    stage: str
+    quantity: str
+    backend: str
+    reference: str
+    verdict: str
+    measured: Mapping[str, Any] = field(default_factory=dict)
+    tolerance: Mapping[str, Any] = field(default_factory=dict)
+    message: str = ""
+
+    def __post_init__(self) -> None:
+        if self.level not in LEVELS:
+            raise ValueError(f"check level {self.level!r}; expected one of {LEVELS}")
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"check verdict {self.verdict!r}; expected one of {VERDICTS}")
+
+    @property
+    def failed(self) -> bool:
+        """True when the check is a divergence (``fail``)."""
+        return self.verdict == "fail"
+
+    @property
+    def name(self) -> str:
+        """``level/stage/quantity[backend vs reference]`` - unique within a run."""
+        return f"{self.level}/{self.stage}/{self.quantity}[{self.backend} vs {self.reference}]"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return jsonable({**asdict(self), "name": self.name})
+
+
+@dataclass(frozen=True)
+class BackendRun:
+    """How one backend's subprocess went.
+
+    Attributes
+    ----------
+    backend : str
+        Adapter name.
+    status : str
+        ``ok``, ``partial`` (some tasks failed), ``crashed``, ``timeout``, ``nan``, ``error``.
+    seconds : float
+        Wall time of the subprocess.
+    tasks : dict
+        Task name -> ``{"status": "ok"|"error"|"missing", "error": str, "seconds": float}``.
+    environment : dict
+        What the adapter reported (versions, device, numeric flags).
+    log_path : str
+        Path of the captured stdout/stderr, relative to the bundle.
+    message : str
+        One line on what went wrong (empty when ok).
+    """
+
+    backend: str
+    status: str
+    seconds: float = 0.0
+    tasks: Mapping[str, Any] = field(default_factory=dict)
+    environment: Mapping[str, Any] = field(default_factory=dict)
+    log_path: str = ""
+    message: str = ""
+
+    @property
+    def failed(self) -> bool:
+        """True unless the backend ran every task."""
+        return self.status != "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return jsonable(asdict(self))
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Everything a parity run concluded (the content of ``report.json``).
+
+    Attributes
+    ----------
+    case : str
+        Case name.
+    stamp : str
+        UTC start time ``YYYYmmddTHHMMSSZ``.
+    levels : tuple[str, ...]
+        Levels that were requested.
+    backends : tuple[str, ...]
+        Adapters compared (first is the baseline).
+    checks : tuple[Check, ...]
+        Every check, in ladder order.
+    backend_runs : tuple[BackendRun, ...]
+        One per backend.
+    histories : dict
+        Backend -> training history (``loss``, ``val_loss``, ``lr`` per epoch).
+    metrics : dict
+        Backend -> metrics against the truth / data consistency; ``delta`` -> differences.
+    config : dict
+        Model and training configuration, seeds, device, sizing note.
+    provenance : dict
+        Versions, git revision, data hash, host, flags.
+    warnings : tuple[str, ...]
+        E.g. divergence allowances that are no longer needed.
+    """
+
+    case: str
+    stamp: str
+    levels: tuple[str, ...]
+    backends: tuple[str, ...]
+    checks: tuple[Check, ...]
+    backend_runs: tuple[BackendRun, ...]
+    histories: Mapping[str, Any] = field(default_factory=dict)
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    config: Mapping[str, Any] = field(default_factory=dict)
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def first_divergence(self) -> Check | None:
+        """The first failed check in ladder order, or None."""
+        for level in LEVELS:
+            for check in self.checks:
+                if check.level == level and check.failed:
+                    return check
+        return None
+
+    @property
+    def backend_failed(self) -> bool:
+        """True when any backend did not run all its tasks."""
+        return any(run.failed for run in self.backend_runs)
+
+    @property
+    def exit_code(self) -> int:
+        """0 parity holds, 1 divergence beyond tolerance, 3 a backend failed to run.
+
+        A backend failure takes precedence: its missing stages cannot prove parity.
+        """
+        if self.backend_failed:
+            return 3
+        if self.first_divergence is not None:
+            return 1
+        return 0
+
+    @property
+    def verdict(self) -> str:
+        """``parity``, ``divergence`` or ``backend-failure``."""
+        return {0: "parity", 1: "divergence", 3: "backend-failure"}[self.exit_code]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (``report.json``)."""
+        first = self.first_divergence
+        counts = {v: sum(1 for c in self.checks if c.verdict == v) for v in VERDICTS}
+        return jsonable({
+            "schema": "ptycho-parity/report/1",
+            "case": self.case,
+            "stamp": self.stamp,
+            "verdict": self.verdict,
+            "exit_code": self.exit_code,
+            "first_divergence": first.to_dict() if first else None,
+            "levels": list(self.levels),
+            "backends": list(self.backends),
+            "counts": counts,
+            "checks": [c.to_dict() for c in self.checks],
+            "backend_runs": [r.to_dict() for r in self.backend_runs],
+            "histories": self.histories,
+            "metrics": self.metrics,
+            "config": self.config,
+            "provenance": self.provenance,
+            "warnings": list(self.warnings),
+        })

@@ -1,0 +1,138 @@
+"""One parity run from options to a committed report bundle (what ``parity run`` calls)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from parity.config import ModelConfig, TrainConfig, config_from_dict
+from parity.container import Container, read_npz
+from parity.engine import RunPlan, run_parity
+from parity.results import LEVELS, RunResult
+
+__all__ = ["DEFAULT_CASE", "host_provenance", "resolve_inputs", "run_and_report"]
+
+#: The built-in case ``parity run`` uses when neither a case nor a container is given.
+DEFAULT_CASE = "default"
+
+
+def resolve_inputs(*, case: str | None, container_path: str | None,
+                   model_overrides: Mapping[str, Any], train_overrides: Mapping[str, Any],
+                   seed: int = 0) -> tuple[Container, ModelConfig, TrainConfig, str]:
+    """Container and configs from a case name or a container file, with overrides applied.
+
+    Returns ``(container, model, train, sizing note)``.
+    """
+    if container_path is not None:
+        container = read_npz(container_path)
+        model = config_from_dict(ModelConfig, {"N": container.N,
+                                               "gridsize": container.metadata.gridsize,
+                                               **model_overrides})
+        train = config_from_dict(TrainConfig, dict(train_overrides))
+        sizing = f"container file {container_path}; CPU-sized defaults unless overridden"
+        return container, model, train, sizing
+    from fixtures.cases import get_case
+
+    spec = get_case(case or DEFAULT_CASE)
+    container = spec.build(seed)
+    model = config_from_dict(ModelConfig, {**spec.model, **model_overrides})
+    train = config_from_dict(TrainConfig, {**spec.train, **train_overrides})
+    full = model.n_filters_scale >= 2
+    sizing = (f"case {spec.name}: {'full-size (filter scale >= 2)' if full else 'CPU-sized'} "
+              f"configuration, N={model.N}, gridsize {model.gridsize}, filter scale "
+              f"{model.n_filters_scale}, {train.epochs} epochs, {container.n_patterns} patterns")
+    return container, model, train, sizing
+
+
+def _git_revision() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                             cwd=Path(__file__).resolve().parent, timeout=10, check=False)
+        revision = out.stdout.strip() or "unknown"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10, check=False,
+                               cwd=Path(__file__).resolve().parent).stdout.strip()
+        return revision + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def host_provenance() -> dict[str, Any]:
+    """Versions and host facts of the harness process (framework facts come from the backends)."""
+    import scipy
+
+    return {
+        "python": sys.version.split()[0],
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "git_revision": _git_revision(),
+        "argv": sys.argv,
+        "env_flags": {k: os.environ.get(k) for k in ("TF_ENABLE_ONEDNN_OPTS",
+                                                     "NVIDIA_TF32_OVERRIDE",
+                                                     "CUBLAS_WORKSPACE_CONFIG",
+                                                     "CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS")},
+    }
+
+
+def run_and_report(*, case: str | None = None, container_path: str | None = None,
+                   levels: tuple[str, ...] = LEVELS,
+                   backends: tuple[str, ...] = ("tensorflow", "torch"),
+                   device: str | None = None, seed: int = 0,
+                   model_overrides: Mapping[str, Any] | None = None,
+                   train_overrides: Mapping[str, Any] | None = None,
+                   reports_root: Path = Path("reports"), timeout_s: float = 900.0,
+                   isolation: str = "subprocess", injections: Mapping[str, str] | None = None,
+                   progress: Callable[[dict[str, Any]], None] | None = None
+                   ) -> tuple[Path, RunResult]:
+    """Run the ladder and commit a timestamped bundle; return ``(bundle path, result)``.
+
+    Raises
+    ------
+    ValueError
+        On an unknown case, backend or level, a bad container file or bad overrides.
+    """
+    from parity.injections import INJECTIONS
+    from parity.registry import available_adapters
+    from parity.report.bundle import new_bundle_dir, stamp_now
+
+    installed = available_adapters()
+    unknown = [b for b in backends if b not in installed]
+    if unknown:
+        raise ValueError(f"unknown backend(s) {unknown}; installed adapters: {installed}")
+    for backend, name in (injections or {}).items():
+        if name not in INJECTIONS:
+            raise ValueError(f"unknown injection {name!r} for {backend}; known: "
+                             f"{', '.join(INJECTIONS)}")
+    container, model, train, sizing = resolve_inputs(
+        case=case, container_path=container_path, model_overrides=model_overrides or {},
+        train_overrides=train_overrides or {}, seed=seed)
+    plan = RunPlan(container=container, model=model, train=train, backends=backends,
+                   levels=levels, device=device, seed=seed, timeout_s=timeout_s,
+                   isolation=isolation, injections=dict(injections or {}), sizing=sizing)
+    stamp = stamp_now()
+    work = Path(tempfile.mkdtemp(prefix="parity-run-"))
+    try:
+        result, evidence = run_parity(plan, work, progress=progress, stamp=stamp)
+        provenance = {**result.provenance, **host_provenance()}
+        result = dataclasses.replace(result, provenance=provenance)
+        with new_bundle_dir(Path(reports_root), container.metadata.name, stamp=stamp) as writer:
+            for backend in backends:
+                log = work / f"{backend}.log"
+                if log.exists():
+                    writer.add_file(f"logs/{backend}.log", log)
+            bundle = writer.commit(result, evidence)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return bundle, result

@@ -1,0 +1,128 @@
+"""The tolerance table: one version-controlled file (``parity/tolerances.toml``), one entry per
+(level, stage, quantity, dtype, device), each with its reason. No comparator has a default.
+
+Lookup matches ``level`` and ``stage`` exactly, ``quantity`` as a glob (``*`` allowed), ``dtype``
+and ``device`` exactly or ``*``; the most specific entry (fewest wildcards) wins. A comparison with
+no entry is an error, never a silent default.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import tomllib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["DEFAULT_TABLE", "Tolerance", "ToleranceTable", "load_table"]
+
+#: The project's tolerance file.
+DEFAULT_TABLE = Path(__file__).with_name("tolerances.toml")
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """One tolerance entry.
+
+    Attributes
+    ----------
+    level, stage, quantity, dtype, device : str
+        Key (``quantity``, ``dtype`` and ``device`` may be ``*``).
+    rtol, atol : float
+        ``|actual - expected| <= atol_eff + rtol * |expected|`` elementwise.
+    atol_scale : str
+        ``absolute`` (atol as is) or ``max_abs`` (atol times ``max|expected|``).
+    min_cosine : float or None
+        Also require cosine similarity >= this (gradients).
+    max_fraction : float
+        Fraction of elements allowed outside the elementwise bound (0: none).
+    reason : str
+        Why this value.
+    calibration : str
+        How it was measured.
+    """
+
+    level: str
+    stage: str
+    quantity: str
+    dtype: str
+    device: str
+    rtol: float
+    atol: float
+    reason: str
+    atol_scale: str = "absolute"
+    min_cosine: float | None = None
+    max_fraction: float = 0.0
+    calibration: str = ""
+
+    def __post_init__(self) -> None:
+        if self.rtol < 0 or self.atol < 0:
+            raise ValueError(f"tolerance {self.key}: rtol and atol must be >= 0")
+        if self.atol_scale not in ("absolute", "max_abs"):
+            raise ValueError(f"tolerance {self.key}: atol_scale {self.atol_scale!r}")
+        if not self.reason.strip():
+            raise ValueError(f"tolerance {self.key} has no reason")
+
+    @property
+    def key(self) -> str:
+        """``level/stage/quantity/dtype/device``."""
+        return f"{self.level}/{self.stage}/{self.quantity}/{self.dtype}/{self.device}"
+
+    def effective_atol(self, max_abs_expected: float) -> float:
+        """``atol`` in absolute units for an expected array with this max magnitude."""
+        return self.atol * max_abs_expected if self.atol_scale == "max_abs" else self.atol
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (printed next to each measured value in reports)."""
+        return asdict(self)
+
+
+class ToleranceTable:
+    """Entries of one tolerance file, with lookup."""
+
+    def __init__(self, entries: list[Tolerance], *, source: str = "") -> None:
+        self.entries = entries
+        self.source = source
+
+    def lookup(self, *, level: str, stage: str, quantity: str, dtype: str,
+               device: str) -> Tolerance:
+        """The most specific entry for this key.
+
+        Raises
+        ------
+        KeyError
+            If no entry matches (the message names the key and the file).
+        """
+        matches = [
+            t for t in self.entries
+            if t.level == level and t.stage == stage
+            and fnmatch.fnmatchcase(quantity, t.quantity)
+            and t.dtype in (dtype, "*") and t.device in (device, "*")
+        ]
+        if not matches:
+            raise KeyError(f"no tolerance for {level}/{stage}/{quantity}/{dtype}/{device} in "
+                           f"{self.source}; add an entry with a reason")
+        return min(matches, key=lambda t: (t.quantity.count("*"), t.dtype == "*",
+                                           t.device == "*"))
+
+
+def load_table(path: str | Path = DEFAULT_TABLE) -> ToleranceTable:
+    """Read a tolerance TOML file (``[[tolerance]]`` tables).
+
+    Raises
+    ------
+    ValueError
+        If the file is not valid TOML or an entry lacks a field (named).
+    """
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        raise ValueError(f"cannot read tolerance file {path}: {err}") from err
+    entries = []
+    for i, raw in enumerate(data.get("tolerance", [])):
+        try:
+            entries.append(Tolerance(**raw))
+        except TypeError as err:
+            raise ValueError(f"{path}: tolerance entry {i} is malformed: {err}") from err
+    return ToleranceTable(entries, source=str(path))

@@ -1,0 +1,236 @@
+"""The backend side of the runner: executes a job for ONE adapter, in its own process.
+
+``python -m parity.worker JOB_DIR`` reads ``JOB_DIR/job.json``, loads the adapter named there
+through :mod:`parity.registry` (which imports that one framework), runs each task, and writes
+``JOB_DIR/<task>.npz`` plus ``JOB_DIR/manifest.json`` after EVERY task, so that a crash later keeps
+what was done. A task that raises is recorded (with its traceback) and the next task still runs.
+Progress lines go to stdout as ``PARITY-PROGRESS {json}``.
+
+This module imports no framework itself; the adapter does, lazily.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from parity.config import ModelConfig, TrainConfig, config_from_dict
+from parity.contract import Adapter, PreparedData
+from parity.results import jsonable
+
+__all__ = ["PROGRESS_PREFIX", "TASK_KINDS", "main", "run_job"]
+
+#: Prefix of the progress lines a worker prints.
+PROGRESS_PREFIX = "PARITY-PROGRESS "
+
+#: Task kinds a job may list.
+TASK_KINDS: tuple[str, ...] = (
+    "effective_config",
+    "forward_physics",
+    "network_forward",
+    "loss_and_grads",
+    "train_steps",
+    "train",
+    "predict_with_weights",
+)
+
+
+def _load_npz(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as archive:
+        return {k: archive[k] for k in archive.files}
+
+
+def _save_npz(path: Path, arrays: Mapping[str, Any]) -> None:
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "wb") as handle:
+        np.savez(handle, **{k: np.asarray(v) for k, v in arrays.items()})
+    partial.replace(path)
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(jsonable(obj), indent=1, sort_keys=True))
+    partial.replace(path)
+
+
+def _emit(event: dict[str, Any]) -> None:
+    print(PROGRESS_PREFIX + json.dumps(jsonable(event)), flush=True)
+
+
+def _unstack_batches(arrays: Mapping[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
+    k = arrays["diffraction"].shape[0]
+    return [
+        {
+            "diffraction": arrays["diffraction"][i],
+            "relative_px": arrays["relative_px"][i],
+            "probe": arrays["probe"],
+            "intensity_scale": arrays["intensity_scale"],
+        }
+        for i in range(k)
+    ]
+
+
+def _nonfinite(arrays: Mapping[str, np.ndarray]) -> list[str]:
+    bad = []
+    for key, value in arrays.items():
+        array = np.asarray(value)
+        if array.dtype.kind in "fc" and not np.isfinite(array).all():
+            bad.append(key)
+    return bad
+
+
+def _predict_with_weights(adapter: Adapter, model: ModelConfig, weights: Mapping[str, np.ndarray],
+                          data: PreparedData, batch_size: int) -> dict[str, np.ndarray]:
+    patches = []
+    for start in range(0, data.diffraction.shape[0], batch_size):
+        out = adapter.network_forward(model, weights, data.batch(slice(start, start + batch_size)))
+        patches.append(np.asarray(out["trimmed_obj"]))
+    trimmed = np.concatenate(patches, axis=0)
+    obj, origin = adapter.stitch(trimmed, data.centres_px, crop_px=model.stitch_crop_px)
+    return {"trimmed_obj": trimmed, "reconstructed_obj": obj, "origin_px": np.asarray(origin)}
+
+
+def run_job(job_dir: Path, *, adapter: Adapter | None = None,
+            emit: Callable[[dict[str, Any]], None] = _emit) -> dict[str, Any]:
+    """Run every task of ``job_dir/job.json``; return the manifest (also written to disk).
+
+    Parameters
+    ----------
+    job_dir : pathlib.Path
+        Holds ``job.json`` and the input NPZ files it names.
+    adapter : Adapter, optional
+        Use this adapter instance (in-process mode) instead of loading it from the registry.
+    emit : callable
+        Receives progress events.
+    """
+    from parity.injections import apply_injection, transform_inputs
+
+    job_dir = Path(job_dir)
+    job = json.loads((job_dir / "job.json").read_text())
+    manifest: dict[str, Any] = {"backend": job["backend"], "tasks": {}, "environment": {},
+                                "pid": os.getpid()}
+    manifest_path = job_dir / "manifest.json"
+    _write_json(manifest_path, manifest)
+    if adapter is None:
+        from parity.registry import load_adapter
+
+        adapter = load_adapter(job["backend"], device=job.get("device"))
+    model = config_from_dict(ModelConfig, job["model"])
+    train = config_from_dict(TrainConfig, job["train"])
+    injection = job.get("injection")
+    reported_model, reported_train = model, train
+    if injection:
+        package = type(adapter).__module__.rsplit(".", 1)[0]
+        model, train = apply_injection(injection, package, model, train)
+        manifest["injection"] = injection
+
+    def load(relative: str) -> dict[str, np.ndarray]:
+        return transform_inputs(injection, _load_npz(job_dir / relative))
+
+    adapter.configure_numerics(seed=int(job.get("seed", 0)),
+                               deterministic=bool(job.get("deterministic", True)))
+    for task in job["tasks"]:
+        name, kind = task["name"], task["kind"]
+        started = time.perf_counter()
+        record: dict[str, Any] = {"kind": kind, "status": "running"}
+        manifest["tasks"][name] = record
+        _write_json(manifest_path, manifest)
+        emit({"backend": job["backend"], "task": name, "event": "start"})
+        try:
+            outputs: dict[str, Any] = {}
+            if kind == "effective_config":
+                # An injected "silent" config change must not show here: that is the bug class.
+                record["config"] = adapter.effective_config(reported_model, reported_train)
+            elif kind == "forward_physics":
+                outputs = adapter.forward_physics(model, load(task["inputs"]))
+            elif kind == "network_forward":
+                outputs = adapter.network_forward(model, load(task["weights"]),
+                                                  load(task["batch"]))
+            elif kind == "loss_and_grads":
+                outputs = adapter.loss_and_grads(model, train, load(task["weights"]),
+                                                 load(task["batch"]))
+            elif kind == "train_steps":
+                batches = _unstack_batches(load(task["batches"]))
+                outputs = adapter.train_steps(model, train, load(task["weights"]),
+                                              batches)
+            elif kind == "train":
+                data = PreparedData.from_arrays(load(task["data"]))
+                workdir = job_dir / task["workdir"]
+                workdir.mkdir(parents=True, exist_ok=True)
+                initial = task.get("initial_weights")
+
+                def progress(epoch: int, logs: Mapping[str, Any], _name: str = name) -> None:
+                    emit({"backend": job["backend"], "task": _name, "event": "epoch",
+                          "epoch": epoch, **dict(logs)})
+
+                result = adapter.train(model, train, data, workdir,
+                                       initial_weights=load(initial) if initial
+                                       else None, progress=progress)
+                record["history"] = {k: list(map(float, v)) for k, v in result.history.items()}
+                record["epochs_run"] = result.epochs_run
+                record["train_seconds"] = result.seconds
+                patches = adapter.infer(result.bundle_dir, data)
+                obj, origin = adapter.stitch(np.asarray(patches), data.centres_px,
+                                             crop_px=model.stitch_crop_px)
+                weights = _load_npz(Path(result.bundle_dir) / "weights.npz")
+                outputs = {"trimmed_obj": patches, "reconstructed_obj": obj,
+                           "origin_px": np.asarray(origin),
+                           **{f"weights/{k}": v for k, v in weights.items()}}
+                losses = record["history"].get("loss", [])
+                if any(not math.isfinite(v) for v in losses):
+                    raise FloatingPointError(f"training loss became non-finite: {losses}")
+            elif kind == "predict_with_weights":
+                data = PreparedData.from_arrays(load(task["data"]))
+                outputs = _predict_with_weights(adapter, model,
+                                                load(task["weights"]), data,
+                                                int(task.get("batch_size", 64)))
+            else:
+                raise ValueError(f"unknown task kind {kind!r}; expected one of {TASK_KINDS}")
+            if outputs:
+                _save_npz(job_dir / f"{name}.npz", outputs)
+            bad = _nonfinite(outputs)
+            record["status"] = "nan" if bad else "ok"
+            if bad:
+                record["error"] = f"non-finite values in {bad}"
+        except MemoryError as err:
+            record["status"] = "oom"
+            record["error"] = f"out of memory: {err}"
+            record["traceback"] = traceback.format_exc()
+        except Exception as err:  # a backend failure is data for the report, not a harness crash
+            record["status"] = "error"
+            record["error"] = f"{type(err).__name__}: {err}"
+            record["traceback"] = traceback.format_exc()
+        record["seconds"] = time.perf_counter() - started
+        emit({"backend": job["backend"], "task": name, "event": "end", "status": record["status"],
+              "seconds": record["seconds"]})
+        try:
+            manifest["environment"] = adapter.environment()
+        except Exception as err:  # noqa: BLE001 - environment is best effort, recorded
+            manifest["environment"] = {"error": f"{type(err).__name__}: {err}"}
+        _write_json(manifest_path, manifest)
+    manifest["finished"] = True
+    _write_json(manifest_path, manifest)
+    return manifest
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m parity.worker JOB_DIR``."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m parity.worker JOB_DIR", file=sys.stderr)
+        return 2
+    run_job(Path(args[0]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
