@@ -105,7 +105,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"first divergent stage: {first.name}: {first.message}")
     for run in result.backend_runs:
         if run.failed:
-            print(f"backend {run.backend}: {run.status}: {run.message.splitlines()[0] if run.message else ''}")
+            first_line = run.message.splitlines()[0] if run.message else ""
+            print(f"backend {run.backend}: {run.status}: {first_line}")
     print(f"report: {bundle}")
     return result.exit_code
 
@@ -123,7 +124,6 @@ def cmd_cases(args: argparse.Namespace) -> int:
 def cmd_fixtures(args: argparse.Namespace) -> int:
     """``parity fixtures``: list the cases, or write one to an NPZ container file."""
     from fixtures.cases import build_case
-
     from parity.container import write_npz
 
     if args.write is None:

@@ -8,12 +8,15 @@ __all__ = ["add_extra_commands"]
 
 
 def add_extra_commands(sub: Any) -> None:
-    """Register ``selftest``, ``flake`` and ``bench`` on the ``parity`` sub-parser set."""
+    """Register ``selftest``, ``bench`` and ``flake`` on the ``parity`` sub-parser set."""
     from parity.selftest import add_selftest_command
 
     add_selftest_command(sub)
     from parity.bench import add_bench_command
 
     add_bench_command(sub)
+    from parity.flake import add_flake_command
+
+    add_flake_command(sub)
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from parity.conventions import POSITION_AXES
 
-__all__ = ["Container", "ContainerMetadata", "DEFAULT_NPHOTONS", "read_npz", "write_npz"]
+__all__ = ["DEFAULT_NPHOTONS", "Container", "ContainerMetadata", "read_npz", "write_npz"]
 
 #: PtychoPINN's TensorFlow default photon count, used (and recorded as assumed) when a file has none.
 DEFAULT_NPHOTONS: float = 1e9
@@ -214,12 +214,17 @@ class Container:
         return int(self.diffraction.shape[0])
 
     @property
-    def N(self) -> int:
+    def N(self) -> int:  # noqa: N802 - N is the physics name of the pattern side
         """Pattern side ``N`` in pixels."""
         return int(self.diffraction.shape[-1])
 
     def content_hash(self) -> str:
-        """SHA-256 over every array's dtype, shape and bytes, plus the metadata (hex digest)."""
+        """SHA-256 over every array's dtype, shape and bytes, plus the metadata (hex digest).
+
+        The provenance is left out: it says where the data came from, not what they are, and a
+        reader adds to it (``source_file``), so a container read back from its NPZ hashes as the
+        one written.
+        """
         digest = hashlib.sha256()
         arrays = [
             ("diffraction", self.diffraction),
@@ -231,7 +236,8 @@ class Container:
         for name, array in arrays:
             digest.update(f"{name}:{array.dtype.str}:{array.shape}".encode())
             digest.update(np.ascontiguousarray(array).tobytes())
-        digest.update(json.dumps(self.metadata.to_dict(), sort_keys=True).encode())
+        identity = {k: v for k, v in self.metadata.to_dict().items() if k != "provenance"}
+        digest.update(json.dumps(identity, sort_keys=True).encode())
         return digest.hexdigest()
 
     def subset(self, indices: np.ndarray, *, name: str | None = None) -> Container:

@@ -84,7 +84,7 @@ class Judge:
                     f"divergence allowance {allowance.id} is no longer needed: {level}/{stage}/"
                     f"{quantity} for {backend} passes its ordinary tolerance")
             else:
-                ok, measured_allow = self._evaluate(
+                ok, _ = self._evaluate(
                     expected, actual, name=f"{stage}.{quantity}", rtol=allowance.rtol,
                     atol=allowance.atol, atol_scale=tol.atol_scale, max_fraction=0.0,
                     min_cosine=None)

@@ -6,6 +6,7 @@ and the tail of its log; it never raises into the harness.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -142,15 +143,13 @@ def run_backend(job_dir: Path, *, timeout_s: float, isolation: str = "subprocess
         )
 
         def pump() -> None:
-            assert process.stdout is not None  # noqa: S101 - Popen(stdout=PIPE) guarantees it
+            assert process.stdout is not None
             for line in process.stdout:
                 log.write(line)
                 log.flush()
                 if line.startswith(PROGRESS_PREFIX):
-                    try:
+                    with contextlib.suppress(ValueError):  # a garbled line is only logged
                         emit(json.loads(line[len(PROGRESS_PREFIX):]))
-                    except ValueError:
-                        pass
 
         reader = threading.Thread(target=pump, daemon=True)
         reader.start()

@@ -128,9 +128,9 @@ def _gather(img: np.ndarray, yc: np.ndarray, xc: np.ndarray) -> np.ndarray:
     if yc.ndim == 2:  # one coordinate grid shared by every image
         return img[..., yc, xc]
     # per-image coordinate grids: (..., h, w) matched to the leading axes of img
-    flat = img.reshape((-1,) + img.shape[-2:])
-    yb = np.broadcast_to(yc, lead + yc.shape[-2:]).reshape((-1,) + yc.shape[-2:])
-    xb = np.broadcast_to(xc, lead + xc.shape[-2:]).reshape((-1,) + xc.shape[-2:])
+    flat = img.reshape((-1, *img.shape[-2:]))
+    yb = np.broadcast_to(yc, lead + yc.shape[-2:]).reshape((-1, *yc.shape[-2:]))
+    xb = np.broadcast_to(xc, lead + xc.shape[-2:]).reshape((-1, *xc.shape[-2:]))
     idx = np.arange(flat.shape[0])[:, None, None]
     return flat[idx, yb, xb].reshape(lead + yc.shape[-2:])
 
@@ -153,8 +153,8 @@ def translate(images: np.ndarray, offsets_px: np.ndarray) -> np.ndarray:
     """
     img = _as_float64(images)
     t = np.asarray(offsets_px, dtype=np.float64)
-    if t.shape != img.shape[:-2] + (2,):
-        raise ValueError(f"offsets have shape {t.shape}; expected {img.shape[:-2] + (2,)}")
+    if t.shape != (*img.shape[:-2], 2):
+        raise ValueError(f"offsets have shape {t.shape}; expected {(*img.shape[:-2], 2)}")
     H, W = img.shape[-2:]
     rows = np.arange(H, dtype=np.float64)[:, None]
     cols = np.arange(W, dtype=np.float64)[None, :]

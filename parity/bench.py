@@ -1,0 +1,249 @@
+"""Benchmarks: what each backend costs, measured in one run, side by side.
+
+``parity bench`` runs, per backend and in its own subprocess: training throughput (groups/s after
+a warm-up epoch), inference throughput (groups/s, second call), stitching throughput (output
+pixels/s) of the vectorised stitcher and of a plain per-patch loop, peak host memory (RSS) and GPU
+peak where the adapter reports one; a scaling sweep over the number of groups, N and batch size;
+and the time each ladder level takes. Medians over repeats; JSON plus a markdown table in a
+timestamped bundle; torch/TF ratios.
+
+Figures are measured, never asserted in unit tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import itertools
+import json
+import resource
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from parity.config import ModelConfig, TrainConfig
+from parity.contract import Adapter, PreparedData
+
+__all__ = ["add_bench_command", "bench_backend", "render_markdown", "run_bench"]
+
+
+def _synthetic_data(n_groups: int, config: ModelConfig, seed: int) -> PreparedData:
+    """Random positive 'diffraction' with the right statistics for timing (not for quality)."""
+    rng = np.random.default_rng(seed)
+    N, C = config.N, config.channels
+    diffraction = rng.gamma(2.0, 0.5, size=(n_groups, C, N, N)).astype(np.float32)
+    diffraction *= (N / 2) / np.sqrt(np.mean(np.sum(diffraction**2, axis=(-2, -1))))
+    relative = rng.uniform(-2, 2, size=(n_groups, C, 2))
+    if C > 1:
+        relative -= relative.mean(axis=1, keepdims=True)
+    side = int(np.ceil(np.sqrt(n_groups)))
+    grid = np.stack(np.meshgrid(np.arange(side), np.arange(side)), -1).reshape(-1, 2)[:n_groups]
+    centres = 40.0 + 3.3 * grid + rng.uniform(-0.5, 0.5, size=(n_groups, 2))
+    from fixtures.probes import default_probe
+
+    return PreparedData(diffraction=diffraction, relative_px=relative, centres_px=centres,
+                        probe=default_probe(N), intensity_scale=1e3 / (N / 2),
+                        normalisation=1.0)
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def bench_backend(adapter: Adapter, model: ModelConfig, train: TrainConfig,
+                  task: Mapping[str, Any], job_dir: Path,
+                  emit: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """Measure one backend in its worker process (task ``bench``); returns JSON-able figures."""
+    sweep = task.get("sweep") or [{"n_groups": 256, "N": model.N, "batch_size": 16}]
+    repeats = int(task.get("repeats", 3))
+    package = type(adapter).__module__.rsplit(".", 1)[0]
+    stitch_module = importlib.import_module(f"{package}.stitch")
+    rows = []
+    for i, point in enumerate(sweep):
+        config = dataclasses.replace(model, N=int(point["N"]),
+                                     stitch_crop_px=min(model.stitch_crop_px, int(point["N"])))
+        settings = dataclasses.replace(train, batch_size=int(point["batch_size"]),
+                                       epochs=1 + repeats, validation_fraction=0.0,
+                                       plateau_patience=1000, early_stop_patience=1000)
+        data = _synthetic_data(int(point["n_groups"]), config, seed=i)
+        stamps: list[float] = []
+        workdir = job_dir / f"bench-{i}"
+        workdir.mkdir(exist_ok=True)
+        start = time.perf_counter()
+
+        def mark(epoch: int, logs: Mapping[str, Any], _stamps: list[float] = stamps) -> None:
+            _stamps.append(time.perf_counter())
+
+        result = adapter.train(config, settings, data, workdir, progress=mark)
+        marks = [start, *stamps]
+        epoch_s = [b - a for a, b in itertools.pairwise(marks)][1:]  # drop the warm-up epoch
+        train_gps = data.diffraction.shape[0] / statistics.median(epoch_s) if epoch_s else None
+        infer_s = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            patches = adapter.infer(result.bundle_dir, data)
+            infer_s.append(time.perf_counter() - t0)
+        infer_gps = data.diffraction.shape[0] / statistics.median(infer_s[1:] or infer_s)
+        stitch_s = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            obj, _origin = adapter.stitch(np.asarray(patches), data.centres_px,
+                                          crop_px=config.stitch_crop_px)
+            stitch_s.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        stitch_module.stitch_patches_loop(np.asarray(patches), data.centres_px,
+                                          crop_px=config.stitch_crop_px)
+        loop_s = time.perf_counter() - t0
+        pixels = float(np.asarray(obj).size)
+        row = {**point, "train_groups_per_s": train_gps, "epoch_seconds": epoch_s,
+               "infer_groups_per_s": infer_gps,
+               "stitch_pixels_per_s": pixels / statistics.median(stitch_s),
+               "stitch_loop_pixels_per_s": pixels / loop_s,
+               "stitch_speedup": loop_s / statistics.median(stitch_s),
+               "peak_rss_mb": _peak_rss_mb()}
+        env = adapter.environment()
+        for key in ("gpu_peak_bytes", "cuda_max_memory_allocated"):
+            if key in env:
+                row["gpu_peak_mb"] = float(env[key]) / 2**20
+        rows.append(row)
+        emit({"backend": adapter.name, "task": "bench", "event": "point", **row})
+    return {"rows": rows, "environment": adapter.environment()}
+
+
+def run_bench(*, backends: tuple[str, ...] = ("tensorflow", "torch"), case: str = "default",
+              sweep: list[dict[str, int]] | None = None, device: str | None = None,
+              repeats: int = 3, ladder: bool = True,
+              progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Benchmark every backend; return ``{"backends": {name: figures}, "ladder": ..., ...}``."""
+    from parity.runner import run_backend
+    from parity.session import resolve_inputs
+
+    container, model, train, sizing = resolve_inputs(case=case, container_path=None,
+                                                     model_overrides={}, train_overrides={})
+    sweep = sweep or [
+        {"n_groups": 128, "N": model.N, "batch_size": 16},
+        {"n_groups": 512, "N": model.N, "batch_size": 16},
+        {"n_groups": 256, "N": model.N, "batch_size": 32},
+        {"n_groups": 128, "N": 128, "batch_size": 16},
+    ]
+    figures: dict[str, Any] = {"case": case, "sizing": sizing, "sweep": sweep, "backends": {}}
+    with tempfile.TemporaryDirectory(prefix="parity-bench-") as tmp:
+        for backend in backends:
+            job_dir = Path(tmp) / backend
+            job_dir.mkdir()
+            job = {"backend": backend, "device": device, "seed": 0, "deterministic": False,
+                   "model": dataclasses.asdict(model), "train": dataclasses.asdict(train),
+                   "tasks": [{"name": "bench", "kind": "bench", "sweep": sweep,
+                              "repeats": repeats}]}
+            (job_dir / "job.json").write_text(json.dumps(job))
+            outcome = run_backend(job_dir, timeout_s=3600, on_progress=progress)
+            record = outcome.manifest.get("tasks", {}).get("bench", {})
+            figures["backends"][backend] = {"status": outcome.status,
+                                            "message": outcome.message,
+                                            **record.get("bench", {})}
+        if ladder:
+            from parity.engine import RunPlan, run_parity
+
+            plan = RunPlan(container=container, model=model, train=train, backends=backends,
+                           device=device, sizing=sizing)
+            t0 = time.perf_counter()
+            result, _ = run_parity(plan, Path(tmp) / "ladder", progress=progress)
+            figures["ladder"] = {
+                "wall_seconds": time.perf_counter() - t0,
+                "verdict": result.verdict,
+                "tasks": {run.backend: {name: t.get("seconds") for name, t in run.tasks.items()}
+                          for run in result.backend_runs},
+            }
+    figures["ratios"] = _ratios(figures["backends"])
+    return figures
+
+
+def _ratios(backends: Mapping[str, Any]) -> list[dict[str, Any]]:
+    if "torch" not in backends or "tensorflow" not in backends:
+        return []
+    out = []
+    for t_row, f_row in zip(backends["torch"].get("rows", []),
+                            backends["tensorflow"].get("rows", []), strict=False):
+        ratio: dict[str, Any] = {k: t_row[k] for k in ("n_groups", "N", "batch_size")}
+        for key in ("train_groups_per_s", "infer_groups_per_s", "stitch_pixels_per_s"):
+            if t_row.get(key) and f_row.get(key):
+                ratio[key] = t_row[key] / f_row[key]
+        out.append(ratio)
+    return out
+
+
+def render_markdown(figures: Mapping[str, Any]) -> str:
+    """The benchmark as markdown tables."""
+    lines = [f"# Benchmark: case {figures['case']}", "", f"{figures.get('sizing', '')}", ""]
+    lines += ["| backend | groups | N | batch | train groups/s | infer groups/s | stitch Mpx/s | "
+              "loop Mpx/s | stitch speed-up | peak RSS MB | GPU peak MB |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+
+    def fmt(value: Any, scale: float = 1.0) -> str:
+        return "-" if value is None else f"{value / scale:.3g}"
+
+    for backend, record in figures["backends"].items():
+        if record.get("status") != "ok":
+            lines.append(f"| {backend} | failed: {record.get('status')} "
+                         f"{record.get('message', '')[:80]} |")
+        for row in record.get("rows", []):
+            lines.append(f"| {backend} | {row['n_groups']} | {row['N']} | {row['batch_size']} | "
+                         f"{fmt(row['train_groups_per_s'])} | {fmt(row['infer_groups_per_s'])} | "
+                         f"{fmt(row['stitch_pixels_per_s'], 1e6)} | "
+                         f"{fmt(row['stitch_loop_pixels_per_s'], 1e6)} | "
+                         f"{fmt(row['stitch_speedup'])} | {fmt(row['peak_rss_mb'])} | "
+                         f"{fmt(row.get('gpu_peak_mb'))} |")
+    if figures.get("ratios"):
+        lines += ["", "torch / tensorflow ratios:", "",
+                  "| groups | N | batch | train | infer | stitch |", "|---|---|---|---|---|---|"]
+        for r in figures["ratios"]:
+            lines.append(f"| {r['n_groups']} | {r['N']} | {r['batch_size']} | "
+                         f"{fmt(r.get('train_groups_per_s'))} | {fmt(r.get('infer_groups_per_s'))} "
+                         f"| {fmt(r.get('stitch_pixels_per_s'))} |")
+    if figures.get("ladder"):
+        ladder = figures["ladder"]
+        lines += ["", f"`parity run` on the case: {ladder['wall_seconds']:.1f} s wall, verdict "
+                      f"{ladder['verdict']}", "", "| backend | task | seconds |", "|---|---|---|"]
+        for backend, tasks in ladder["tasks"].items():
+            for name, seconds in tasks.items():
+                lines.append(f"| {backend} | {name} | {fmt(seconds)} |")
+    return "\n".join(lines) + "\n"
+
+
+def add_bench_command(sub: Any) -> None:
+    """Register ``parity bench``."""
+    parser = sub.add_parser("bench", help="throughput and memory of each backend, side by side")
+    parser.add_argument("--case", default="default")
+    parser.add_argument("--backends", default="tensorflow,torch")
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="one sweep point, no ladder timing")
+    parser.add_argument("--out", default="reports")
+    parser.set_defaults(func=_cmd_bench)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from parity.report.bundle import new_bundle_dir, stamp_now
+
+    backends = tuple(b for b in args.backends.split(",") if b)
+    sweep = [{"n_groups": 128, "N": 64, "batch_size": 16}] if args.quick else None
+    figures = run_bench(backends=backends, case=args.case, sweep=sweep, device=args.device,
+                        repeats=args.repeats, ladder=not args.quick)
+    text = render_markdown(figures)
+    print(text)
+    stamp = stamp_now()
+    root = Path(args.out)
+    root.mkdir(parents=True, exist_ok=True)
+    with new_bundle_dir(root, f"bench-{args.case}", stamp=stamp) as writer:
+        writer.write_json("bench.json", figures)
+        writer.write_text("bench.md", text)
+        path = writer.commit_plain() if hasattr(writer, "commit_plain") else None
+    if path is not None:
+        print(f"bench bundle: {path}")
+    return 0

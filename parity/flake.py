@@ -1,0 +1,116 @@
+"""Flake check: repeat one run N times; are all verdicts identical, and how close is each measured
+error to its tolerance?
+
+Each repeat runs every backend afresh (no cache). The report lists checks whose verdict changed
+between repeats (a flaky gate) and, per check, the spread of the worst error over the repeats as a
+fraction of its tolerance bound, so a tolerance change is argued from data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["FlakeReport", "add_flake_command", "run_flake"]
+
+
+@dataclass(frozen=True)
+class FlakeReport:
+    """Outcome of :func:`run_flake`.
+
+    Attributes
+    ----------
+    repeats : int
+        Runs made.
+    identical : bool
+        Every check had the same verdict in every run, and the exit codes agree.
+    changed : list[str]
+        Checks whose verdict changed.
+    exit_codes : list[int]
+        Exit code of each run.
+    spread : dict
+        Check name -> ``{"min", "max"}`` of (max abs error / effective bound) over the runs.
+    """
+
+    repeats: int
+    identical: bool
+    changed: list[str]
+    exit_codes: list[int]
+    spread: dict[str, dict[str, float]]
+
+    def text(self) -> str:
+        """Human summary."""
+        lines = [f"{self.repeats} runs, exit codes {self.exit_codes}: verdicts "
+                 f"{'IDENTICAL' if self.identical else 'DIFFER'}"]
+        lines += [f"  changed: {name}" for name in self.changed]
+        worst = sorted(self.spread.items(), key=lambda kv: -kv[1]["max"])[:10]
+        lines.append("closest to their tolerance (max error / bound, min..max over runs):")
+        lines += [f"  {name}: {s['min']:.3g} .. {s['max']:.3g}" for name, s in worst]
+        return "\n".join(lines)
+
+
+def _ratio(check: Any) -> float | None:
+    measured, tol = check.measured, check.tolerance
+    err = measured.get("max_abs_error")
+    bound = measured.get("atol_effective")
+    if err is None or bound is None:
+        return None
+    rtol = float(tol.get("rtol", 0.0))
+    scale = measured.get("max_abs_expected") or 0.0
+    limit = float(bound) + rtol * float(scale)
+    return float(err) / limit if limit > 0 else (0.0 if err == 0 else float("inf"))
+
+
+def run_flake(*, case: str = "small", repeats: int = 2, levels: tuple[str, ...] = (
+        "L0", "L1", "L2", "L3", "L4"), backends: tuple[str, ...] = ("tensorflow", "torch"),
+        seed: int = 0) -> FlakeReport:
+    """Run the ladder ``repeats`` times on the same seed and compare the verdicts."""
+    from parity.engine import RunPlan, run_parity
+    from parity.session import resolve_inputs
+
+    if repeats < 2:
+        raise ValueError(f"repeats={repeats}; a flake check needs at least 2 runs")
+    container, model, train, sizing = resolve_inputs(case=case, container_path=None,
+                                                     model_overrides={}, train_overrides={},
+                                                     seed=seed)
+    verdicts: list[dict[str, str]] = []
+    ratios: dict[str, list[float]] = {}
+    codes = []
+    with tempfile.TemporaryDirectory(prefix="parity-flake-") as tmp:
+        for i in range(repeats):
+            plan = RunPlan(container=container, model=model, train=train, backends=backends,
+                           levels=levels, seed=seed, sizing=sizing)
+            result, _ = run_parity(plan, Path(tmp) / f"run{i}")
+            codes.append(result.exit_code)
+            verdicts.append({c.name: c.verdict for c in result.checks})
+            for check in result.checks:
+                ratio = _ratio(check)
+                if ratio is not None:
+                    ratios.setdefault(check.name, []).append(ratio)
+    names = sorted(set().union(*verdicts))
+    changed = [n for n in names if len({v.get(n) for v in verdicts}) > 1]
+    spread = {n: {"min": min(r), "max": max(r)} for n, r in ratios.items()}
+    return FlakeReport(repeats, not changed and len(set(codes)) == 1, changed, codes, spread)
+
+
+def add_flake_command(sub: Any) -> None:
+    """Register ``parity flake``."""
+    parser = sub.add_parser("flake", help="repeat a run; report verdict stability and spread")
+    parser.add_argument("--case", default="small")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--levels", default="L0,L1,L2,L3,L4")
+    parser.add_argument("--json", default=None)
+    parser.set_defaults(func=_cmd_flake)
+
+
+def _cmd_flake(args: argparse.Namespace) -> int:
+    report = run_flake(case=args.case, repeats=args.repeat,
+                       levels=tuple(x.strip().upper() for x in args.levels.split(",")))
+    print(report.text())
+    if args.json:
+        Path(args.json).write_text(json.dumps(report.__dict__, indent=1))
+    return 0 if report.identical else 1
