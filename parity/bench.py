@@ -243,7 +243,6 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     with new_bundle_dir(root, f"bench-{args.case}", stamp=stamp) as writer:
         writer.write_json("bench.json", figures)
         writer.write_text("bench.md", text)
-        path = writer.commit_plain() if hasattr(writer, "commit_plain") else None
-    if path is not None:
-        print(f"bench bundle: {path}")
+        path = writer.commit_plain(provenance={"case": args.case, "kind": "bench"})
+    print(f"bench bundle: {path}")
     return 0

@@ -137,13 +137,13 @@ def cmd_fixtures(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     """``parity list``: past runs, newest last."""
-    from parity.report.runs import list_runs
+    from parity.report.runs import format_run_list, list_runs
 
     runs = list_runs(Path(args.out))
     if not runs:
         print(f"no complete runs under {args.out}")
-    for run in runs:
-        print(run.line() if hasattr(run, "line") else str(run))
+    else:
+        print(format_run_list(runs))
     return EXIT_OK
 
 

@@ -1,0 +1,51 @@
+"""Review bundles of parity runs: writing them atomically, rendering, listing and diffing.
+
+A bundle ``reports/<YYYYmmddTHHMMSSZ>_<case>/`` holds ``report.json`` (the gate),
+``summary.md`` (review and CI step summary), ``junit.xml`` (CI test view), ``figures/*.png``,
+``evidence.npz``, ``provenance.json`` and a ``COMPLETE`` marker written last. Imports the
+standard library, NumPy and (inside the figure functions only) matplotlib.
+"""
+
+from parity.report.bundle import (
+    BUNDLE_FILES,
+    COMPLETE_MARKER,
+    STAGING_PREFIX,
+    BundleWriter,
+    bundle_name,
+    new_bundle_dir,
+    stamp_now,
+)
+from parity.report.figures import FigureSet, render_figures, write_figures
+from parity.report.junit import render_junit
+from parity.report.runs import (
+    RunSummary,
+    diff_runs,
+    format_run_list,
+    list_runs,
+    load_report,
+    resolve_run,
+    show_run,
+)
+from parity.report.summary import render_summary
+
+__all__ = [
+    "BUNDLE_FILES",
+    "COMPLETE_MARKER",
+    "STAGING_PREFIX",
+    "BundleWriter",
+    "FigureSet",
+    "RunSummary",
+    "bundle_name",
+    "diff_runs",
+    "format_run_list",
+    "list_runs",
+    "load_report",
+    "new_bundle_dir",
+    "render_figures",
+    "render_junit",
+    "render_summary",
+    "resolve_run",
+    "show_run",
+    "stamp_now",
+    "write_figures",
+]
