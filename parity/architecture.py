@@ -29,6 +29,7 @@ from parity.config import ModelConfig
 
 __all__ = [
     "BORDER_CHANNELS",
+    "PHASE_SCALE_RAD",
     "ConvLayer",
     "conv_layers",
     "decoder_widths",
@@ -39,6 +40,11 @@ __all__ = [
 
 #: Channels of the decoder output reserved for the border branch (the reference's ``[..., -4:]``).
 BORDER_CHANNELS: int = 4
+
+#: Scale of the phase head: ``phase = PHASE_SCALE_RAD * tanh(x)`` (PtychoPINN: pi, so the phase
+#: spans the full (-pi, pi) range). Backends import this name; the self-test rebinds it in one
+#: backend to reproduce an activation-scale port bug.
+PHASE_SCALE_RAD: float = math.pi
 
 
 @dataclass(frozen=True)

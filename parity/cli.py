@@ -168,7 +168,10 @@ def cmd_convert(args: argparse.Namespace) -> int:
     """``parity convert SRC DST``: container NPZ <-> ptychodus product (HDF5/NPZ)."""
     from parity.io.convert import convert
 
-    out = convert(Path(args.src), Path(args.dst))
+    out = convert(Path(args.src), Path(args.dst), to=args.to, diffraction=args.diffraction,
+                  nphotons=args.nphotons, pixel_size_m=args.pixel_size_m,
+                  detector_distance_m=args.detector_distance_m,
+                  photon_energy_eV=args.photon_energy_ev)
     print(f"wrote {out}")
     return EXIT_OK
 
@@ -227,8 +230,16 @@ def build_parser() -> argparse.ArgumentParser:
     diff.set_defaults(func=cmd_diff)
 
     convert = sub.add_parser("convert", help="convert container NPZ <-> ptychodus product")
-    convert.add_argument("src")
-    convert.add_argument("dst")
+    convert.add_argument("src", help="container NPZ or ptychodus product (HDF5/NPZ)")
+    convert.add_argument("dst", help=".h5/.hdf5 -> product HDF5; .npz -> the other kind")
+    convert.add_argument("--to", choices=("container-npz", "product-h5", "product-npz"), default=None,
+                         help="output kind when the suffix is ambiguous")
+    convert.add_argument("--diffraction", default=None,
+                         help="diffraction file to pair with a product (patterns)")
+    convert.add_argument("--nphotons", type=float, default=None)
+    convert.add_argument("--pixel-size-m", type=float, default=None)
+    convert.add_argument("--detector-distance-m", type=float, default=None)
+    convert.add_argument("--photon-energy-ev", type=float, default=None)
     convert.set_defaults(func=cmd_convert)
 
     from parity.cli_extra import add_extra_commands
