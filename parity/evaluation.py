@@ -106,13 +106,20 @@ def independent_checks(judge: Any, backends: Sequence[str], container: Container
         if container.object_truth is not None:
             truth, recon, covered = truth_region(container.object_truth, obj, origin)
             rows, cols = _trusted_box(covered, margin=model.stitch_crop_px // 2)
-            evaluation = evaluate_against_truth(truth[rows, cols], recon[rows, cols])
+            try:
+                evaluation = evaluate_against_truth(truth[rows, cols], recon[rows, cols])
+            except (ValueError, TypeError) as err:  # e.g. NaN in a diverged reconstruction
+                checks.append(Check("L5", "independent", "evaluation", backend, "truth", "error",
+                                    message=f"{backend}: cannot evaluate against truth: {err}"))
+                metrics[backend] = entry
+                continue
             entry["truth"] = evaluation
-            flat = _flatten(evaluation)
-            entry["gated"] = {name: flat.get(name) for name in GATED_METRICS}
-            for key in ("frc_frequency", "frc_curve", "frc_half_bit"):
-                if key in flat and flat[key] is not None:
-                    evidence[f"{backend}/frc/{key[4:]}"] = np.asarray(flat[key], dtype=np.float64)
+            entry["gated"] = _gated(evaluation)
+            frc = evaluation.get("frc") or {}
+            for key in ("frequency", "curve", "half_bit"):
+                if frc.get(key) is not None:
+                    values = [np.nan if v is None else v for v in frc[key]]
+                    evidence[f"{backend}/frc/{key}"] = np.asarray(values, dtype=np.float64)
         metrics[backend] = entry
     if baseline not in metrics:
         return checks, metrics, evidence
@@ -145,22 +152,9 @@ def independent_checks(judge: Any, backends: Sequence[str], container: Container
     return checks, metrics, evidence
 
 
-def _flatten(evaluation: Mapping[str, Any]) -> dict[str, Any]:
-    """Map the evaluation dict onto flat names (``ssim_amp``, ``frc_curve``, ...)."""
-    flat: dict[str, Any] = {}
-
-    def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, Mapping):
-            for key, sub in value.items():
-                walk(f"{prefix}_{key}" if prefix else str(key), sub)
-        else:
-            flat[prefix] = value
-
-    walk("", evaluation)
-    aliases = {}
-    for key in list(flat):
-        parts = key.split("_")
-        if len(parts) >= 2 and parts[0] in ("amplitude", "amp", "phase"):
-            quantity = "amp" if parts[0] in ("amplitude", "amp") else "phase"
-            aliases[f"{'_'.join(parts[1:])}_{quantity}"] = flat[key]
-    return {**aliases, **flat}
+def _gated(evaluation: Mapping[str, Any]) -> dict[str, float | None]:
+    """The gated metrics (:data:`GATED_METRICS`) from an ``evaluate_against_truth`` result."""
+    amplitude = evaluation.get("amplitude", {})
+    phase = evaluation.get("phase", {})
+    return {"ssim_amp": amplitude.get("ssim"), "ssim_phase": phase.get("ssim"),
+            "mae_amp": amplitude.get("mae"), "mae_phase": phase.get("mae")}

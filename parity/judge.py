@@ -51,8 +51,10 @@ class Judge:
         measured = comparison.to_dict()
         passed = bool(comparison.passed)
         fraction = measured.get("fraction_out")
-        if not passed and max_fraction > 0 and fraction is not None and measured.get(
-                "kind_ok", True) and fraction <= max_fraction:
+        if (not passed and max_fraction > 0 and fraction is not None
+                and measured.get("kind_ok", True)
+                and measured.get("nonfinite_mismatch") in (0, None)  # NaN is never forgiven
+                and fraction <= max_fraction):
             passed = True
         if min_cosine is not None:
             cosine = measured.get("cosine_similarity")
