@@ -1,29 +1,70 @@
 """The ``parity`` command: a thin layer over importable functions.
 
-Exit codes (stable): 0 parity holds, 1 divergence beyond tolerance, 2 bad input or usage,
-3 a backend failed to run.
+Exit codes (stable): 0 parity holds, 1 divergence beyond tolerance, 2 bad input or usage (one
+``parity: error: ...`` line on stderr, never a traceback), 3 a backend failed to run, 4 an
+internal error of the harness itself (with its traceback: a bug to report), 130 interrupted
+(Ctrl-C), 143 terminated (SIGTERM). An interrupted or terminated run writes no bundle.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import Any, NoReturn
 
-__all__ = ["EXIT_BACKEND_FAILED", "EXIT_DIVERGENCE", "EXIT_OK", "EXIT_USAGE", "main"]
+__all__ = [
+    "EXIT_BACKEND_FAILED",
+    "EXIT_DIVERGENCE",
+    "EXIT_INTERNAL",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_TERMINATED",
+    "EXIT_USAGE",
+    "main",
+]
 
 EXIT_OK = 0
 EXIT_DIVERGENCE = 1
 EXIT_USAGE = 2
 EXIT_BACKEND_FAILED = 3
+#: A harness bug; without it Python's own exit status 1 would read as "divergence".
+EXIT_INTERNAL = 4
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 DEFAULT_REPORTS = Path("reports")
 
 
 class UsageError(Exception):
     """Bad input or options (exit code 2)."""
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C would be, so that the same clean-up runs.
+
+    A subclass of ``KeyboardInterrupt``: the runner kills the backend's process group and the
+    bundle writer drops its staging directory for both alike.
+    """
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors become :class:`UsageError` (one line, exit 2).
+
+    argparse's own ``error`` prints the usage block and exits; ``main`` prints one
+    ``parity: error:`` line instead, the same as for every other bad input.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message} (see `{self.prog} --help`)")
+
+
+def _one_line(message: object) -> str:
+    return "; ".join(line.strip() for line in str(message).splitlines() if line.strip())
 
 
 def _parse_levels(text: str) -> tuple[str, ...]:
@@ -106,7 +147,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     for run in result.backend_runs:
         if run.failed:
             first_line = run.message.splitlines()[0] if run.message else ""
-            print(f"backend {run.backend}: {run.status}: {first_line}")
+            log = f" (log: {bundle / run.log_path})" if run.log_path else ""
+            print(f"backend {run.backend}: {run.status}: {first_line}{log}")
     print(f"report: {bundle}")
     return result.exit_code
 
@@ -178,10 +220,11 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (importable for docs and tests)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="parity",
         description="TensorFlow vs PyTorch parity harness for PtychoPINN reconstructions. "
-                    "Exit codes: 0 parity, 1 divergence, 2 bad input/usage, 3 backend failed.")
+                    "Exit codes: 0 parity, 1 divergence, 2 bad input/usage, 3 backend failed, "
+                    "4 internal error, 130 interrupted, 143 terminated.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the stage ladder and write a report bundle")
@@ -248,24 +291,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise _Terminated(f"signal {signal.Signals(signum).name}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``parity`` console script."""
+    """Entry point of the ``parity`` console script; returns the exit code (see module doc)."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse exits 2 on usage errors already
-        return int(exc.code or 0)
+    except SystemExit as exc:  # --help and --version exit 0 through argparse
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    except UsageError as err:
+        print(f"parity: error: {_one_line(err)}", file=sys.stderr)
+        return EXIT_USAGE
+    try:  # only the main thread may set handlers (main() may be called from a test's thread)
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+        installed = True
+    except ValueError:
+        previous, installed = None, False
     try:
         return int(args.func(args))
-    except UsageError as err:
-        print(f"parity: error: {err}", file=sys.stderr)
+    except (UsageError, ValueError, FileNotFoundError) as err:
+        print(f"parity: error: {_one_line(err)}", file=sys.stderr)
         return EXIT_USAGE
-    except (ValueError, FileNotFoundError) as err:
-        print(f"parity: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
+    except _Terminated:
+        print("parity: terminated (SIGTERM); no bundle was written for this run",
+              file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("parity: interrupted; no bundle was written for this run", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except Exception as err:  # a harness bug: say so, keep the traceback, and do not exit 1
+        traceback.print_exc()
+        print(f"parity: internal error ({type(err).__name__}: {_one_line(err)}); this is a "
+              "bug in the harness, not a verdict", file=sys.stderr)
+        return EXIT_INTERNAL
+    finally:
+        if installed:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 if __name__ == "__main__":

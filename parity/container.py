@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 import zipfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +62,12 @@ class ContainerMetadata:
     provenance: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.name, str):
+            raise TypeError(f"name={self.name!r}; expected a string")
+        for field_name in ("gridsize", "K", "seed"):
+            value = getattr(self, field_name)
+            if isinstance(value, bool) or not isinstance(value, int | np.integer):
+                raise TypeError(f"{field_name}={value!r}; expected an integer")
         if not self.name or any(c in self.name for c in "/\\ \n\t"):
             raise ValueError(f"case name {self.name!r} must be non-empty, without spaces or slashes")
         if not (isinstance(self.nphotons, int | float) and math.isfinite(self.nphotons)):
@@ -123,7 +130,7 @@ class Container:
     metadata: ContainerMetadata = field(default_factory=ContainerMetadata)
 
     def __post_init__(self) -> None:
-        diffraction = np.asarray(self.diffraction)
+        diffraction = _as_array("diffraction", self.diffraction)
         if diffraction.ndim != 3:
             raise ValueError(f"diffraction has shape {diffraction.shape}; expected (n, N, N)")
         n, rows, cols = diffraction.shape
@@ -151,7 +158,7 @@ class Container:
         if not (energy > 0).any():
             raise ValueError("every diffraction pattern is zero")
 
-        positions = np.asarray(self.positions_px)
+        positions = _as_array("positions_px", self.positions_px)
         if positions.dtype.kind not in "fiu":
             raise TypeError(f"positions_px has dtype {positions.dtype}; expected real numbers")
         if positions.shape != (n, 2):
@@ -165,7 +172,7 @@ class Container:
             raise ValueError(f"positions_px[{index}] = {positions[index]} is not finite")
         _check_duplicates(positions)
 
-        probe = np.asarray(self.probe)
+        probe = _as_array("probe", self.probe)
         if probe.shape != (rows, cols):
             raise ValueError(
                 f"probe has shape {probe.shape}; expected ({rows}, {cols}) to match diffraction"
@@ -261,6 +268,14 @@ class Container:
         )
 
 
+def _as_array(field_name: str, value: object) -> np.ndarray:
+    """``np.asarray`` that names the field when the input is ragged or not array-like."""
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{field_name} is not a rectangular array: {err}") from err
+
+
 def _check_duplicates(positions: np.ndarray) -> None:
     # Two patterns at the same position make the KNN grouping and the stitching weights ill-posed;
     # the usual cause is a reader that repeated a row.
@@ -270,7 +285,7 @@ def _check_duplicates(positions: np.ndarray) -> None:
         dup = rounded[first[counts > 1][0]]
         where = np.flatnonzero((rounded == dup).all(axis=1)).tolist()
         raise ValueError(
-            f"{int((counts > 1).sum())} scan positions are duplicated; e.g. (x, y) = "
+            f"positions_px: {int((counts > 1).sum())} scan positions are duplicated; e.g. (x, y) = "
             f"{dup.tolist()} at indices {where}"
         )
 
@@ -322,7 +337,7 @@ def read_npz(path: str | Path, *, name: str | None = None, nphotons: float | Non
         raise FileNotFoundError(f"no such container file: {path}")
     try:
         archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, zlib.error) as err:
         raise ValueError(f"{path} is not a readable NPZ file: {err}") from err
     with archive:
         keys = set(archive.files)
@@ -338,7 +353,7 @@ def read_npz(path: str | Path, *, name: str | None = None, nphotons: float | Non
             ycoords = np.asarray(archive["ycoords"], dtype=np.float64)
             probe = np.asarray(archive["probeGuess"])
             truth = np.asarray(archive["objectGuess"]) if "objectGuess" in keys else None
-        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as err:
+        except (ValueError, OSError, zipfile.BadZipFile, EOFError, zlib.error) as err:
             raise ValueError(f"{path}: an array could not be read ({err}); truncated file?") from err
         meta: dict[str, Any] = {}
         provenance: dict[str, Any] = {"source_file": str(path), "diffraction_key": diff_key}

@@ -31,10 +31,13 @@ from parity.results import LEVELS, BackendRun, Check, RunResult
 from parity.runner import BackendOutcome, run_backend
 from parity.tolerances import ToleranceTable, load_table
 
-__all__ = ["RunPlan", "run_parity"]
+__all__ = ["ISOLATIONS", "RunPlan", "run_parity"]
 
 #: Optimiser steps compared at L4.
 L4_STEPS = 4
+
+#: How a backend's job may run (:func:`parity.runner.run_backend`).
+ISOLATIONS: tuple[str, ...] = ("subprocess", "inprocess")
 
 
 @dataclass(frozen=True)
@@ -56,11 +59,11 @@ class RunPlan:
     device : str or None
         Device request passed to the adapters (None: each picks, CUDA when available).
     seed : int
-        Seed of the stage inputs and NumPy weights.
+        Seed of the stage inputs and NumPy weights (>= 0).
     timeout_s : float
-        Per-backend wall-clock limit.
+        Per-backend wall-clock limit, s (> 0; ``inf``: no limit).
     isolation : str
-        ``subprocess`` or ``inprocess``.
+        ``subprocess`` or ``inprocess`` (:data:`ISOLATIONS`).
     injections : Mapping[str, str]
         Backend -> injection name (self-test).
     sizing : str
@@ -68,6 +71,12 @@ class RunPlan:
     cache_dir : pathlib.Path or None
         Reuse a backend's finished job when an identical one (same job file, same input bytes)
         ran before (the self-test runs the unmodified baseline once for all injections).
+
+    Raises
+    ------
+    ValueError
+        Unknown levels, no or repeated backends, an injection for a backend not run, a timeout
+        that is not > 0, a negative or non-integer seed, or an unknown isolation.
     """
 
     container: Container
@@ -92,6 +101,17 @@ class RunPlan:
         for backend in self.injections:
             if backend not in self.backends:
                 raise ValueError(f"injection targets {backend!r}, which is not being run")
+        # A bad limit or seed is the caller's mistake: caught here it is a usage error, instead
+        # of a "timeout" blamed on a backend (timeout_s <= 0) or a NumPy error deep in the inputs.
+        if isinstance(self.timeout_s, bool) or not isinstance(self.timeout_s, int | float) \
+                or not self.timeout_s > 0:
+            raise ValueError(f"timeout_s={self.timeout_s!r}; expected a number of seconds > 0 "
+                             "(inf: no limit)")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int | np.integer) \
+                or self.seed < 0:
+            raise ValueError(f"seed={self.seed!r}; expected an integer >= 0")
+        if self.isolation not in ISOLATIONS:
+            raise ValueError(f"isolation={self.isolation!r}; expected one of {ISOLATIONS}")
 
 
 def _save(path: Path, arrays: Mapping[str, Any]) -> str:
@@ -259,7 +279,8 @@ def _run(plan: RunPlan, work: Path, table: ToleranceTable, known: DivergenceRegi
                 checks.extend(_compare_stage(judge, level, pair_name, outcomes[backend], task,
                                              outputs[backend].get(task, {}),
                                              outputs[baseline].get(task, {}), keys, baseline,
-                                             stage_prefix="pair."))
+                                             stage_prefix="pair.",
+                                             reference_outcome=outcomes[baseline]))
         if "L3" in levels:
             checks.extend(_level3(judge, backend, baseline, outcomes, outputs))
         if "L4" in levels:
@@ -355,16 +376,22 @@ def _missing(level: str, stage: str, backend: str, reference: str,
     record = outcome.manifest.get("tasks", {}).get(task, {})
     reason = record.get("error") or outcome.message or f"task {task} produced no output"
     supported = "not supported" in str(reason) or "does not implement" in str(reason)
+    # Name the backend whose task failed (it may be the reference, not the one under test).
     return Check(level, stage, "*", backend, reference, "skipped" if supported else "error",
-                 message=f"{backend} {task}: {reason}"[:500])
+                 message=f"{outcome.backend} {task}: {reason}"[:500])
 
 
 def _compare_stage(judge: Judge, level: str, backend: str, outcome: BackendOutcome, task: str,
                    actual: Mapping[str, np.ndarray], expected: Mapping[str, np.ndarray],
                    keys: tuple[str, ...], reference: str, *,
-                   stage_prefix: str = "") -> list[Check]:
+                   stage_prefix: str = "",
+                   reference_outcome: BackendOutcome | None = None) -> list[Check]:
     if not actual:
         return [_missing(level, f"{stage_prefix}{task}", backend, reference, outcome, task)]
+    if not expected and reference_outcome is not None:
+        # The reference backend produced nothing: say so, rather than silently emit no check.
+        return [_missing(level, f"{stage_prefix}{task}", backend, reference, reference_outcome,
+                         task)]
     checks = []
     for key in keys:
         if key not in expected:

@@ -89,7 +89,7 @@ def independent_checks(judge: Any, backends: Sequence[str], container: Container
                        outputs: Mapping[str, Any]
                        ) -> tuple[list[Check], dict[str, Any], dict[str, np.ndarray]]:
     """Metrics per backend, their differences, and the L5 ``independent`` checks."""
-    from parity.alignment import evaluate_against_truth
+    from parity.truth_evaluation import RECOMMENDED_AMPLITUDE_FLOOR_FRACTION, evaluate_against_truth
 
     metrics: dict[str, Any] = {}
     evidence: dict[str, np.ndarray] = {}
@@ -107,7 +107,9 @@ def independent_checks(judge: Any, backends: Sequence[str], container: Container
             truth, recon, covered = truth_region(container.object_truth, obj, origin)
             rows, cols = _trusted_box(covered, margin=model.stitch_crop_px // 2)
             try:
-                evaluation = evaluate_against_truth(truth[rows, cols], recon[rows, cols])
+                evaluation = evaluate_against_truth(
+                    truth[rows, cols], recon[rows, cols],
+                    amplitude_floor_fraction=RECOMMENDED_AMPLITUDE_FLOOR_FRACTION)
             except (ValueError, TypeError) as err:  # e.g. NaN in a diverged reconstruction
                 checks.append(Check("L5", "independent", "evaluation", backend, "truth", "error",
                                     message=f"{backend}: cannot evaluate against truth: {err}"))

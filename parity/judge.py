@@ -100,6 +100,8 @@ class Judge:
         if measured.get("kind_ok") is False:
             return str(measured.get("message", "dtype or shape mismatch"))
         parts = []
+        if measured.get("nonfinite_mismatch"):
+            parts.append(f"nonfinite_mismatch={measured['nonfinite_mismatch']} (NaN/inf on one side)")
         for key in ("max_abs_error", "max_rel_error", "fraction_out", "cosine_similarity"):
             value = measured.get(key)
             if value is not None:

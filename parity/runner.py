@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from parity.worker import PROGRESS_PREFIX, run_job
+from parity.worker import HARNESS_PID_ENV, PROGRESS_PREFIX, run_job
 
 __all__ = ["BackendOutcome", "run_backend"]
 
@@ -85,6 +85,26 @@ def _classify(manifest: dict[str, Any], expected: list[str]) -> tuple[str, str]:
     return status, "; ".join(problems)
 
 
+def _close_unfinished(manifest: dict[str, Any], expected: list[str], status: str,
+                      reason: str) -> dict[str, Any]:
+    """The manifest with every task the worker never finished marked as such.
+
+    A worker that dies or is killed leaves its current task as ``running`` and never writes the
+    later ones; a report must not say "running" about a process that is gone, nor leave a
+    stage's absence unexplained.
+    """
+    tasks = {name: dict(record) for name, record in manifest.get("tasks", {}).items()}
+    for record in tasks.values():
+        if record.get("status") == "running":
+            record["status"] = status
+            record["error"] = reason
+    for name in expected:
+        if name not in tasks:
+            tasks[name] = {"status": "missing",
+                           "error": f"not run: the backend stopped earlier ({reason})"}
+    return {**manifest, "tasks": tasks}
+
+
 def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     try:
         text = path.read_text(errors="replace").splitlines()
@@ -133,8 +153,10 @@ def run_backend(job_dir: Path, *, timeout_s: float, isolation: str = "subprocess
     if isolation != "subprocess":
         raise ValueError(f"isolation={isolation!r}; expected 'subprocess' or 'inprocess'")
 
+    # HARNESS_PID_ENV lets the worker ask the kernel to kill it when this process dies (a
+    # SIGKILL of the harness must not leave a backend computing on, unseen).
     child_env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2",
-                 **(env or {})}
+                 HARNESS_PID_ENV: str(os.getpid()), **(env or {})}
     with open(log_path, "w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "parity.worker", str(job_dir)],
@@ -159,28 +181,42 @@ def run_backend(job_dir: Path, *, timeout_s: float, isolation: str = "subprocess
         except subprocess.TimeoutExpired:
             timed_out = True
             _kill_group(process)
-        except KeyboardInterrupt:
+        except BaseException:  # Ctrl-C, SIGTERM turned into an exception, ...: no orphan
             _kill_group(process)
+            reader.join(timeout=10)  # the reader must not write to the log once it is closed
             raise
         reader.join(timeout=10)
     seconds = time.perf_counter() - started
     manifest = _read_manifest(job_dir)
     if timed_out:
-        return BackendOutcome(backend, "timeout", seconds, manifest, log_path,
-                              f"{backend} exceeded its {timeout_s:.0f} s timeout and was killed "
-                              f"(last task: {_last_task(manifest)})")
-    if process.returncode != 0:
-        code = process.returncode
+        task = _last_task(manifest)
+        return BackendOutcome(
+            backend, "timeout", seconds,
+            _close_unfinished(manifest, expected, "timeout",
+                              f"killed after the {timeout_s:g} s timeout during {task}"),
+            log_path, f"{backend} exceeded its {timeout_s:g} s timeout and was killed "
+                      f"(last task: {task})")
+    code = process.returncode
+    if code != 0 or not manifest.get("finished"):
+        # A zero status without the manifest's "finished" mark: the adapter ended the process
+        # (sys.exit / os._exit) in the middle of a task. Not a success.
         if code < 0:
-            name = signal.Signals(-code).name
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = str(-code)
             hint = " (out of memory?)" if -code == signal.SIGKILL else ""
             what = f"killed by signal {name}{hint}"
+        elif code == 0:
+            what = "exited (status 0) before finishing its tasks"
         else:
             what = f"exited with status {code}"
+        task = _last_task(manifest)
         status = "oom" if "MemoryError" in _tail(log_path) else "crashed"
-        return BackendOutcome(backend, status, seconds, manifest, log_path,
-                              f"{backend} {what} during {_last_task(manifest)}; log tail:\n"
-                              f"{_tail(log_path)}")
+        return BackendOutcome(
+            backend, status, seconds,
+            _close_unfinished(manifest, expected, status, f"{what} during {task}"),
+            log_path, f"{backend} {what} during {task}; log tail:\n{_tail(log_path)}")
     status, message = _classify(manifest, expected)
     return BackendOutcome(backend, status, seconds, manifest, log_path, message)
 

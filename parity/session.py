@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import platform
 import shutil
 import subprocess
 import sys
 import tempfile
+import typing
+import zlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -26,27 +29,89 @@ __all__ = ["DEFAULT_CASE", "host_provenance", "resolve_inputs", "run_and_report"
 DEFAULT_CASE = "default"
 
 
+def _type_name(kind: Any) -> str:
+    return getattr(kind, "__name__", str(kind))
+
+
+def _check_override(cls: type, key: str, value: Any, kind: Any) -> None:
+    """Raise ValueError when ``value`` cannot be field ``key`` (declared ``kind``) of ``cls``.
+
+    Overrides come from the command line as JSON, so ``epochs=1.5``, ``epochs=1e999`` (inf),
+    ``learning_rate=NaN`` or ``gridsize={}`` arrive as such; the config classes compare them with
+    numbers and would fail with a bare TypeError, or accept them and let a backend crash later
+    (a "backend failure" report about what was bad input).
+    """
+    where = f"{cls.__name__} option {key}={value!r}"
+    if kind is bool:
+        ok = isinstance(value, bool)
+    elif kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if ok and not math.isfinite(value):
+            raise ValueError(f"{where}: expected a finite number")
+    elif kind is str:
+        ok = isinstance(value, str)
+    else:  # a type this check does not know: the config class validates it
+        return
+    if not ok:
+        raise ValueError(f"{where} is {type(value).__name__}; expected {_type_name(kind)}")
+
+
+def _build_config(cls: type, base: Mapping[str, Any], overrides: Mapping[str, Any]) -> Any:
+    """``cls`` from ``base`` updated by ``overrides``, with every override's type checked first.
+
+    Raises
+    ------
+    ValueError
+        An unknown key, a value of the wrong type, or one the config class rejects.
+    """
+    known = typing.get_type_hints(cls)
+    for key, value in overrides.items():
+        if key in known:
+            _check_override(cls, key, value, known[key])
+    try:
+        return config_from_dict(cls, {**base, **overrides})
+    except TypeError as err:  # a value the type check above lets through but cls cannot take
+        raise ValueError(f"{cls.__name__} options {dict(overrides)}: {err}") from err
+
+
 def resolve_inputs(*, case: str | None, container_path: str | None,
                    model_overrides: Mapping[str, Any], train_overrides: Mapping[str, Any],
                    seed: int = 0) -> tuple[Container, ModelConfig, TrainConfig, str]:
     """Container and configs from a case name or a container file, with overrides applied.
 
     Returns ``(container, model, train, sizing note)``.
+
+    Raises
+    ------
+    ValueError
+        An unknown case, a bad container file, a negative seed, or an override that is unknown,
+        of the wrong type or out of range (the message names it).
+    FileNotFoundError
+        ``container_path`` does not exist.
     """
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed={seed!r}; expected an integer >= 0")
     if container_path is not None:
-        container = read_npz(container_path)
-        model = config_from_dict(ModelConfig, {"N": container.N,
-                                               "gridsize": container.metadata.gridsize,
-                                               **model_overrides})
-        train = config_from_dict(TrainConfig, dict(train_overrides))
+        try:
+            container = read_npz(container_path)
+        except zlib.error as err:  # a corrupted deflate stream; read_npz lets it through
+            raise ValueError(f"{container_path} is not a readable NPZ file: corrupted "
+                             f"compressed data ({err})") from err
+        model = _build_config(ModelConfig, {"N": container.N,
+                                            "gridsize": container.metadata.gridsize},
+                              model_overrides)
+        train = _build_config(TrainConfig, {}, train_overrides)
         sizing = f"container file {container_path}; CPU-sized defaults unless overridden"
         return container, model, train, sizing
     from fixtures.cases import get_case
 
     spec = get_case(case or DEFAULT_CASE)
+    # Options are checked before the (possibly slow) simulation of the case.
+    model = _build_config(ModelConfig, spec.model, model_overrides)
+    train = _build_config(TrainConfig, spec.train, train_overrides)
     container = spec.build(seed)
-    model = config_from_dict(ModelConfig, {**spec.model, **model_overrides})
-    train = config_from_dict(TrainConfig, {**spec.train, **train_overrides})
     full = model.n_filters_scale >= 2
     sizing = (f"case {spec.name}: {'full-size (filter scale >= 2)' if full else 'CPU-sized'} "
               f"configuration, N={model.N}, gridsize {model.gridsize}, filter scale "

@@ -27,10 +27,13 @@ from parity.config import ModelConfig, TrainConfig, config_from_dict
 from parity.contract import Adapter, PreparedData
 from parity.results import jsonable
 
-__all__ = ["PROGRESS_PREFIX", "TASK_KINDS", "main", "run_job"]
+__all__ = ["HARNESS_PID_ENV", "PROGRESS_PREFIX", "TASK_KINDS", "main", "run_job"]
 
 #: Prefix of the progress lines a worker prints.
 PROGRESS_PREFIX = "PARITY-PROGRESS "
+
+#: Environment variable holding the harness's process id; when set, the worker dies with it.
+HARNESS_PID_ENV = "PARITY_HARNESS_PID"
 
 #: Task kinds a job may list.
 TASK_KINDS: tuple[str, ...] = (
@@ -41,6 +44,7 @@ TASK_KINDS: tuple[str, ...] = (
     "train_steps",
     "train",
     "predict_with_weights",
+    "bench",
 )
 
 
@@ -193,6 +197,10 @@ def run_job(job_dir: Path, *, adapter: Adapter | None = None,
                 outputs = _predict_with_weights(adapter, model,
                                                 load(task["weights"]), data,
                                                 int(task.get("batch_size", 64)))
+            elif kind == "bench":
+                from parity.bench import bench_backend
+
+                record["bench"] = bench_backend(adapter, model, train, task, job_dir, emit)
             else:
                 raise ValueError(f"unknown task kind {kind!r}; expected one of {TASK_KINDS}")
             if outputs:
@@ -209,17 +217,44 @@ def run_job(job_dir: Path, *, adapter: Adapter | None = None,
             record["status"] = "error"
             record["error"] = f"{type(err).__name__}: {err}"
             record["traceback"] = traceback.format_exc()
+        if "traceback" in record:  # the log is what the bundle keeps; it must show the failure
+            print(f"task {name} ({kind}) failed: {record['status']}\n{record['traceback']}",
+                  file=sys.stderr, flush=True)
         record["seconds"] = time.perf_counter() - started
         emit({"backend": job["backend"], "task": name, "event": "end", "status": record["status"],
               "seconds": record["seconds"]})
         try:
             manifest["environment"] = adapter.environment()
-        except Exception as err:  # noqa: BLE001 - environment is best effort, recorded
+        except Exception as err:
             manifest["environment"] = {"error": f"{type(err).__name__}: {err}"}
         _write_json(manifest_path, manifest)
     manifest["finished"] = True
     _write_json(manifest_path, manifest)
     return manifest
+
+
+def _die_with_harness() -> None:
+    """Have the kernel SIGKILL this worker when the harness that started it dies (Linux).
+
+    The runner puts its process id in :data:`HARNESS_PID_ENV`. The runner kills the worker's
+    process group itself on a timeout or Ctrl-C, but a harness killed with SIGKILL cannot;
+    without this a hung or busy backend would compute on, unseen, holding a GPU. Elsewhere (no
+    ``prctl``) this does nothing.
+    """
+    parent = os.environ.get(HARNESS_PID_ENV, "")
+    if not parent.isdigit() or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1  # <linux/prctl.h>
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != int(parent):  # the harness died before the request took effect
+        os._exit(1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -228,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m parity.worker JOB_DIR", file=sys.stderr)
         return 2
+    _die_with_harness()
     run_job(Path(args[0]))
     return 0
 

@@ -1,4 +1,5 @@
-"""Tests of parity.compare: kind before value, NaN/inf masks, tolerance semantics, reports."""
+"""Tests of parity.compare: kind before value, NaN/inf masks, tolerance semantics, the worst
+elements, scalars and curves."""
 
 from __future__ import annotations
 
@@ -168,23 +169,6 @@ def test_cosine_of_zero_vectors() -> None:
     assert compare_arrays("g", zeros, np.ones(3), rtol=0, atol=2).cosine_similarity == 0.0
 
 
-def test_to_dict_is_json_and_keeps_the_judge_keys() -> None:
-    expected = np.array([1 + 1j, 0j, np.nan])
-    actual = np.array([1 + 2j, 0j, 1 + 0j])
-    record = compare_arrays("z", expected, actual, rtol=1e-5, atol=1e-6).to_dict()
-    text = json.dumps(record, allow_nan=False)  # raises on NaN/inf
-    for key in ("kind_ok", "fraction_out", "cosine_similarity", "max_abs_error",
-                "max_rel_error", "message", "passed", "worst"):
-        assert key in record, key
-    assert json.loads(text)["worst"][0]["expected"] in ([1.0, 1.0], [None, 0.0])
-    assert isinstance(record["max_abs_error"], float) and record["passed"] is False
-
-
-def test_summary_is_one_line_with_tolerance() -> None:
-    line = compare_arrays("x", np.ones(3), np.ones(3), rtol=1e-5, atol=1e-6).summary()
-    assert "\n" not in line and line.startswith("PASS x") and "rtol=1e-05" in line
-
-
 def test_empty_arrays_pass() -> None:
     result = compare_arrays("e", np.zeros((0, 3)), np.zeros((0, 3)), rtol=0, atol=0)
     assert result.passed and result.size == 0 and result.fraction_out is None
@@ -234,16 +218,19 @@ def test_compare_curves_length_mismatch_and_bad_rank() -> None:
 # --- properties ----------------------------------------------------------------------------------
 
 _finite = {"allow_nan": False, "allow_infinity": False, "allow_subnormal": False}
-# Explicit bounds (2**100 is exact in float32): left open, this strategy failed inside
-# Hypothesis 6.155 with "Invalid end point min_value=nan" when run with other test modules.
-_bounded = {**_finite, "min_value": -(2.0**100), "max_value": 2.0**100}
 
 
 _shapes = hnp.array_shapes(min_dims=0, max_dims=3, max_side=6)
+# Explicit per-dtype element strategies: dict-style kwargs resolved against a sampled dtype
+# raised InvalidArgument inside Hypothesis 6.155 when this module ran after others.
 _any_finite_array = st.one_of(
-    hnp.arrays(st.sampled_from([np.float32, np.float64]), _shapes, elements=_bounded),
-    hnp.arrays(st.sampled_from([np.complex64, np.complex128]), _shapes,
-               elements={**_finite, "max_magnitude": 1e30}),
+    hnp.arrays(np.float32, _shapes, elements=st.floats(-(2.0**100), 2.0**100, width=32, **_finite)),
+    hnp.arrays(np.float64, _shapes, elements=st.floats(-(2.0**100), 2.0**100, **_finite)),
+    hnp.arrays(np.complex64, _shapes, elements=st.complex_numbers(
+        max_magnitude=1e30, width=64, allow_nan=False, allow_infinity=False,
+        allow_subnormal=False)),
+    hnp.arrays(np.complex128, _shapes, elements=st.complex_numbers(
+        max_magnitude=1e30, allow_nan=False, allow_infinity=False, allow_subnormal=False)),
     hnp.arrays(st.sampled_from([np.int8, np.int64, np.uint16, np.bool_]), _shapes),
 )
 

@@ -1,0 +1,180 @@
+"""Evaluation of a reconstruction against a ground truth: align, report the alignment, then score.
+NumPy, SciPy and scikit-image only.
+
+The reconstruction is aligned to the truth (shift, phase offset and ramp, amplitude scale: the
+ambiguities of ptychography, ``research/ecosystem.md`` §3.1); every parameter removed is
+reported next to the scores. Conventions are those of :mod:`parity.alignment`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from parity.alignment import (
+    align_shift_and_phase,
+    apply_alignment,
+    fit_amplitude_scale,
+    valid_region,
+)
+from parity.complex_comparison import amplitude_floor_mask, normalised_complex_error
+from parity.frc import frc
+from parity.metric_inputs import validate_amplitude_floor_fraction, validate_complex_images
+from parity.metrics import mae, psnr, rmse, ssim
+
+__all__ = [
+    "CONSTANT_AMPLITUDE_FRACTION",
+    "RECOMMENDED_AMPLITUDE_FLOOR_FRACTION",
+    "evaluate_against_truth",
+]
+
+#: A truth amplitude whose range is below this fraction of its maximum is constant (a pure-phase
+#: object: complex64 rounding alone leaves ~1e-7): its amplitude PSNR/SSIM/FRC are undefined.
+CONSTANT_AMPLITUDE_FRACTION = 1e-6
+
+#: Recommended ``amplitude_floor_fraction`` for :func:`evaluate_against_truth`: a complex error
+#: ``e`` at amplitude ``A`` moves the phase by up to ``|e| / A`` rad, so at 5 % of the peak an
+#: error of 1 % of the peak already reads as 0.2 rad; below that the phase measures noise, not
+#: the reconstruction.
+RECOMMENDED_AMPLITUDE_FLOOR_FRACTION = 0.05
+
+
+def evaluate_against_truth(truth: np.ndarray, recon: np.ndarray, *,
+                           amplitude_floor_fraction: float, mask: np.ndarray | None = None,
+                           upsample_factor: int = 100,
+                           max_iterations: int = 4) -> dict[str, Any]:
+    """Align a reconstruction to the ground truth, report the alignment, then score it.
+
+    Parameters
+    ----------
+    truth, recon : ndarray
+        ``(H, W)`` complex objects on the same grid (already cut to the trusted region).
+    amplitude_floor_fraction : float
+        Required, in ``[0, 1)``. The phase is undefined where the amplitude is tiny, so the
+        phase MAE, RMSE and PSNR skip evaluated pixels whose TRUTH amplitude is below
+        ``amplitude_floor_fraction * max|truth|`` (max over the evaluated pixels), and pixels
+        where it is exactly 0. Recommended: :data:`RECOMMENDED_AMPLITUDE_FLOOR_FRACTION`
+        (0.05); 0 keeps every pixel with a non-zero truth amplitude.
+    mask : ndarray, optional
+        ``(H, W)`` bool: pixels used to fit the phase ramp and scale and for MAE/RMSE/PSNR;
+        registration uses the mask's bounding box; SSIM and FRC need the full rectangle.
+        Default: all.
+    upsample_factor : int
+        Registration resolution ``1 / upsample_factor`` px.
+    max_iterations : int
+        Rounds of alternating registration and ramp fitting.
+
+    Returns
+    -------
+    dict
+        ``alignment``: ``shift_px`` ``[dy, dx]``, ``registration_error``,
+        ``registration_rounds``, ``phase_offset_rad``, ``phase_ramp_x_rad_per_px``,
+        ``phase_ramp_y_rad_per_px``, ``amplitude_scale``, ``rows``/``cols`` (kept region,
+        ``[start, stop)``) and ``evaluated_shape``;
+        ``amplitude`` and ``phase``: ``mae``, ``rmse``, ``psnr`` (dB), ``ssim``,
+        ``data_range`` and ``frc`` (:meth:`parity.frc.FRCResult.to_dict`) — phase values in
+        rad; for a constant truth amplitude (pure-phase object, see
+        :data:`CONSTANT_AMPLITUDE_FRACTION`) the amplitude ``psnr``, ``ssim`` and ``frc`` are
+        None and ``undefined`` says why; ``phase`` also holds ``amplitude_floor_fraction``,
+        ``amplitude_floor`` (in truth amplitude units), ``pixels_evaluated`` (pixels in its
+        MAE/RMSE/PSNR) and ``pixels_excluded_low_amplitude`` (evaluated pixels left out by the
+        floor); ``complex``: ``normalised_error``; ``frc``: FRC of the complex fields. Python
+        floats and ints; PSNR is ``inf`` for a perfect match.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Non-complex or mismatched inputs, NaN/inf, a bad or empty mask, a floor fraction that
+        is missing, not a number or outside ``[0, 1)``, a truth that is zero everywhere.
+
+    Notes
+    -----
+    Order: shift (bootstrapped on the ramp-invariant neighbour product, refined on the
+    de-ramped complex field, up to ``max_iterations`` rounds:
+    :func:`parity.alignment.align_shift_and_phase`); phase offset and ramp; amplitude scale;
+    then the wrapped border of the Fourier shift is cut from both images. Amplitude PSNR/SSIM
+    use ``data_range = max - min`` of the truth amplitude; phase errors are wrap-safe
+    ``angle(recon conj(truth))`` above the amplitude floor (PSNR with ``L = 2 pi``, equal to
+    PSNR of ``(phi + pi)/(2 pi)`` with ``L = 1``); phase SSIM is on ``(phi + pi) / (2 pi)``
+    with ``data_range = 1`` (PtychoPINN's convention; a wrap inside the image lowers it).
+    Phase SSIM and FRC need the full rectangle, so they are NOT masked by the floor: noise
+    phase in a dark region lowers them.
+    """
+    what = "evaluate_against_truth"
+    ref, rec = validate_complex_images(truth, recon, what=what)
+    # Checked before the alignment, which is the slow part.
+    floor_fraction = validate_amplitude_floor_fraction(amplitude_floor_fraction, what=what)
+    if mask is None:
+        weights = np.ones(ref.shape, dtype=np.float64)
+    else:
+        mask_array = np.asarray(mask)
+        if mask_array.dtype.kind != "b" or mask_array.shape != ref.shape:
+            raise ValueError(f"{what}: mask has dtype {mask_array.dtype} and shape "
+                             f"{mask_array.shape}; expected bool {ref.shape}")
+        if not mask_array.any():
+            raise ValueError(f"{what}: mask selects no pixel")
+        weights = mask_array.astype(np.float64)
+    shift, fit, rounds = align_shift_and_phase(ref, rec, weights=weights,
+                                               upsample_factor=upsample_factor,
+                                               max_iterations=max_iterations)
+    rows, cols = valid_region(ref.shape, shift.shift_px)
+    region = np.zeros(ref.shape, dtype=bool)
+    region[rows, cols] = True
+    # Ramp off on the reconstruction's own grid first, then the shift (see align_shift_and_phase).
+    deramped = apply_alignment(apply_alignment(rec, phase=fit), shift_px=shift.shift_px)
+    scale = fit_amplitude_scale(ref, deramped, weights=weights * region)
+    aligned = deramped[rows, cols] / scale
+    ref = ref[rows, cols]
+    keep = weights[rows, cols] > 0
+    amp_ref, amp_rec = np.abs(ref), np.abs(aligned)
+    amp_range = float(amp_ref.max() - amp_ref.min())
+    amplitude: dict[str, Any] = {"mae": mae(amp_ref[keep], amp_rec[keep]),
+                                 "rmse": rmse(amp_ref[keep], amp_rec[keep]),
+                                 "data_range": amp_range}
+    if amp_range > CONSTANT_AMPLITUDE_FRACTION * float(amp_ref.max()):
+        amplitude.update(psnr=psnr(amp_ref[keep], amp_rec[keep], data_range=amp_range),
+                         ssim=ssim(amp_ref, amp_rec, data_range=amp_range),
+                         frc=frc(amp_ref, amp_rec).to_dict())
+    else:
+        amplitude.update(psnr=None, ssim=None, frc=None, undefined=(
+            f"truth amplitude is constant (range {amp_range:.3g}): PSNR, SSIM and FRC of the "
+            "amplitude need a data range > 0"))
+    phase_defined, floor = amplitude_floor_mask(amp_ref[keep],
+                                                amplitude_floor_fraction=floor_fraction,
+                                                what=what)
+    phase_ref, phase_rec = np.angle(ref), np.angle(aligned)
+    phase_err = np.angle(aligned * np.conj(ref))[keep][phase_defined]
+    phase_mse = float(np.mean(phase_err**2))
+    return {
+        "alignment": {
+            "shift_px": [float(v) for v in shift.shift_px],
+            "registration_error": shift.error,
+            "registration_rounds": rounds,
+            "phase_offset_rad": fit.phase_offset_rad,
+            "phase_ramp_x_rad_per_px": fit.ramp_x_rad_per_px,
+            "phase_ramp_y_rad_per_px": fit.ramp_y_rad_per_px,
+            "amplitude_scale": scale,
+            "rows": [rows.start, rows.stop],
+            "cols": [cols.start, cols.stop],
+            "evaluated_shape": list(ref.shape),
+        },
+        "amplitude": amplitude,
+        "phase": {
+            "mae": float(np.mean(np.abs(phase_err))),
+            "rmse": math.sqrt(phase_mse),
+            "psnr": math.inf if phase_mse == 0 else
+            float(10 * np.log10((2 * np.pi) ** 2 / phase_mse)),
+            "ssim": ssim((phase_ref + np.pi) / (2 * np.pi), (phase_rec + np.pi) / (2 * np.pi),
+                         data_range=1.0),
+            "data_range": 2 * math.pi,
+            "frc": frc(phase_ref, phase_rec).to_dict(),
+            "amplitude_floor_fraction": floor_fraction,
+            "amplitude_floor": floor,
+            "pixels_evaluated": int(phase_defined.sum()),
+            "pixels_excluded_low_amplitude": int(phase_defined.size - phase_defined.sum()),
+        },
+        "complex": {"normalised_error": normalised_complex_error(ref, aligned)[0]},
+        "frc": frc(ref, aligned).to_dict(),
+    }

@@ -1,0 +1,167 @@
+"""Tests of parity.truth_evaluation: every alignment parameter recovered and reported, metrics
+the gate can read, masks, pure-phase truths, and the amplitude floor on the phase errors."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from parity.alignment import PhaseFit
+from parity.truth_evaluation import RECOMMENDED_AMPLITUDE_FLOOR_FRACTION, evaluate_against_truth
+
+#: The floor used where a test is not about the floor: the value parity.evaluation passes.
+FLOOR = RECOMMENDED_AMPLITUDE_FLOOR_FRACTION
+
+
+def _object(size: int, seed: int) -> np.ndarray:
+    """Smooth random complex object: amplitude in (0.2, 1), phase spanning several radians."""
+    rng = np.random.default_rng(seed)
+    amplitude = 0.6 + 0.4 * np.tanh(3 * ndimage.gaussian_filter(rng.standard_normal((size, size)),
+                                                                2.0))
+    phase = 6.0 * ndimage.gaussian_filter(rng.standard_normal((size, size)), 2.0)
+    return amplitude * np.exp(1j * phase)
+
+
+def _fourier_shift(image: np.ndarray, shift: tuple[float, float]) -> np.ndarray:
+    """``image(r - shift)`` on the periodic grid."""
+    return np.fft.ifft2(ndimage.fourier_shift(np.fft.fft2(image), shift))
+
+
+def _ramp(shape: tuple[int, int], offset: float, k_x: float, k_y: float) -> np.ndarray:
+    return PhaseFit(offset, k_x, k_y).phase_rad(shape)
+
+
+def _distorted(truth: np.ndarray, *, noise: float, seed: int) -> np.ndarray:
+    size = truth.shape[0]
+    recon = 1.3 * _fourier_shift(truth, (0.6, -0.45))
+    recon = recon * np.exp(1j * _ramp((size, size), -2.0, 0.05, 0.02))
+    rng = np.random.default_rng(seed)
+    return recon + noise * (rng.standard_normal(recon.shape) + 1j * rng.standard_normal(
+        recon.shape))
+
+
+def test_evaluate_recovers_and_reports_every_alignment_parameter() -> None:
+    truth = _object(96, 12)
+    result = evaluate_against_truth(truth, _distorted(truth, noise=0.0, seed=0),
+                                    amplitude_floor_fraction=FLOOR)
+    alignment = result["alignment"]
+    np.testing.assert_allclose(alignment["shift_px"], (0.6, -0.45), rtol=0, atol=0.02)
+    # Exact model (ramp on the reconstruction's own grid): recovered to rounding; 1e-6 margin.
+    assert alignment["phase_offset_rad"] == pytest.approx(-2.0, abs=1e-6)
+    assert alignment["phase_ramp_x_rad_per_px"] == pytest.approx(0.05, abs=1e-6)
+    assert alignment["phase_ramp_y_rad_per_px"] == pytest.approx(0.02, abs=1e-6)
+    assert alignment["amplitude_scale"] == pytest.approx(1.3, abs=1e-6)
+    # wrapped border: ceil(0.6) + 1 rows off the bottom, ceil(0.45) + 1 columns off the left
+    assert alignment["rows"] == [0, 94] and alignment["cols"] == [2, 96]
+    for part in ("amplitude", "phase"):
+        assert result[part]["mae"] < 1e-9 and result[part]["ssim"] > 1 - 1e-9
+        assert result[part]["psnr"] > 150
+    assert result["complex"]["normalised_error"] < 1e-9
+    assert result["frc"]["status_half_bit"] == "above_to_nyquist"
+
+
+def test_evaluate_with_noise_gives_finite_metrics_the_gate_can_read() -> None:
+    truth = _object(96, 13)
+    result = evaluate_against_truth(truth, _distorted(truth, noise=0.03, seed=1),
+                                    amplitude_floor_fraction=FLOOR)
+    # 3 % complex noise: alignment still recovered well inside the tolerances below (measured:
+    # shift on the 0.01 px grid point of the truth, ramp within 2e-4 rad/px, scale 1.3017: noise
+    # adds power to |recon|, so the least-squares scale is biased up by ~1e-3).
+    np.testing.assert_allclose(result["alignment"]["shift_px"], (0.6, -0.45), rtol=0, atol=0.03)
+    assert result["alignment"]["amplitude_scale"] == pytest.approx(1.3, abs=0.01)
+    assert 0.5 < result["amplitude"]["ssim"] < 1.0 and 0.5 < result["phase"]["ssim"] < 1.0
+    assert result["amplitude"]["data_range"] == pytest.approx(
+        float(np.ptp(np.abs(truth[0:94, 2:96]))), rel=1e-12)
+    # what parity.evaluation reads: the gated metrics and the complex FRC evidence
+    for part in ("amplitude", "phase"):
+        for name in ("ssim", "mae"):
+            value = result[part][name]
+            assert isinstance(value, float) and math.isfinite(value), (part, name)
+    for key in ("frequency", "curve", "half_bit"):
+        assert len(result["frc"][key]) == 47, key  # rings 1 .. 94 // 2 of the evaluated region
+
+
+def test_evaluate_with_a_mask_and_its_errors() -> None:
+    truth = _object(48, 14)
+    recon = truth * np.exp(1j * 0.3)
+    mask = np.zeros(truth.shape, dtype=bool)
+    mask[10:40, 10:40] = True
+    recon[~mask] = 0.5  # garbage outside the mask: the offset is fitted inside only
+    result = evaluate_against_truth(truth, recon, mask=mask, amplitude_floor_fraction=FLOOR)
+    # registration inside the mask's box and fits inside the mask: exact to rounding
+    assert result["alignment"]["shift_px"] == [0.0, 0.0]
+    assert result["alignment"]["phase_offset_rad"] == pytest.approx(0.3, abs=1e-9)
+    assert result["phase"]["mae"] < 1e-9  # MAE/RMSE/PSNR are over the mask
+    # without the mask the garbage biases every fit
+    unmasked = evaluate_against_truth(truth, recon, amplitude_floor_fraction=FLOOR)
+    assert abs(unmasked["alignment"]["phase_offset_rad"] - 0.3) > 0.1
+    with pytest.raises(ValueError, match="no pixel"):
+        evaluate_against_truth(truth, recon, mask=np.zeros(truth.shape, dtype=bool),
+                               amplitude_floor_fraction=FLOOR)
+    with pytest.raises(ValueError, match="mask"):
+        evaluate_against_truth(truth, recon, mask=mask.astype(float),
+                               amplitude_floor_fraction=FLOOR)
+    with pytest.raises(TypeError, match="complex"):
+        evaluate_against_truth(np.abs(truth), np.abs(recon), amplitude_floor_fraction=FLOOR)
+
+
+def test_evaluate_pure_phase_truth_leaves_amplitude_psnr_ssim_undefined() -> None:
+    truth = np.exp(1j * np.angle(_object(32, 15))).astype(np.complex64)
+    result = evaluate_against_truth(truth, truth * np.exp(0.2j), amplitude_floor_fraction=FLOOR)
+    amplitude = result["amplitude"]
+    assert amplitude["psnr"] is None and amplitude["ssim"] is None and amplitude["frc"] is None
+    assert "constant" in amplitude["undefined"]
+    assert amplitude["mae"] < 1e-6  # complex64 rounding of a unit modulus
+    assert result["phase"]["ssim"] > 1 - 1e-6
+
+
+# --- amplitude floor on the phase errors ---------------------------------------------------------
+
+def _with_dark_noise_region(seed: int) -> tuple[np.ndarray, np.ndarray, tuple[slice, slice]]:
+    """Truth and reconstruction equal except in a dark 24 x 24 block, where the amplitude is
+    1e-6 of the object's (zero to float32 precision) and the phase is independent uniform
+    noise in each. (The amplitude is not exactly 0 because ``angle(0)`` is 0: an exact zero
+    carries no phase to disagree about, and is excluded whatever the floor.)"""
+    truth = _object(64, seed)
+    rng = np.random.default_rng(seed + 1)
+    dark = (slice(20, 44), slice(16, 40))
+    truth[dark] = 1e-6 * np.exp(1j * rng.uniform(-np.pi, np.pi, (24, 24)))
+    recon = truth.copy()
+    recon[dark] = 1e-6 * np.exp(1j * rng.uniform(-np.pi, np.pi, (24, 24)))
+    return truth, recon, dark
+
+
+def test_phase_errors_skip_pixels_below_the_truth_amplitude_floor() -> None:
+    truth, recon, dark = _with_dark_noise_region(18)
+    floored = evaluate_against_truth(truth, recon, amplitude_floor_fraction=FLOOR)
+    unfloored = evaluate_against_truth(truth, recon, amplitude_floor_fraction=0.0)
+    for result in (floored, unfloored):
+        # the dark block is 1e-6 of the signal: it cannot move the fits
+        assert result["alignment"]["shift_px"] == [0.0, 0.0]
+        assert abs(result["alignment"]["phase_offset_rad"]) < 1e-9
+    phase = floored["phase"]
+    # with the floor, only identical pixels are scored: zero up to rounding
+    assert phase["mae"] < 1e-12 and phase["rmse"] < 1e-12 and phase["psnr"] > 200
+    assert phase["amplitude_floor_fraction"] == FLOOR
+    assert phase["amplitude_floor"] == pytest.approx(FLOOR * np.abs(truth).max(), rel=1e-12)
+    assert phase["pixels_excluded_low_amplitude"] == truth[dark].size  # exact counts
+    assert phase["pixels_evaluated"] == truth.size - truth[dark].size
+    # without it the noise phase counts: 576 of 4096 pixels with |error| ~ U(0, pi), mean
+    # pi/2, so the MAE is ~0.22 rad; 0.1 leaves room for the draw
+    assert unfloored["phase"]["mae"] > 0.1 and unfloored["phase"]["psnr"] < 40
+    assert unfloored["phase"]["pixels_excluded_low_amplitude"] == 0
+    # the amplitude metrics do not depend on the floor
+    assert floored["amplitude"]["mae"] == unfloored["amplitude"]["mae"]
+
+
+def test_amplitude_floor_is_required_and_validated() -> None:
+    truth = _object(16, 20)
+    with pytest.raises(TypeError, match="amplitude_floor_fraction"):
+        evaluate_against_truth(truth, truth)  # type: ignore[call-arg]
+    for bad, error in ((1.0, ValueError), (-0.1, ValueError), (None, TypeError),
+                       (True, TypeError)):
+        with pytest.raises(error, match="amplitude_floor_fraction"):
+            evaluate_against_truth(truth, truth, amplitude_floor_fraction=bad)  # type: ignore[arg-type]
