@@ -60,8 +60,12 @@ INJECTIONS: dict[str, Injection] = {
     for inj in (
         Injection("offset_sign", "translation offsets negated (the reassembly sign bug)", "L1",
                   "wrap"),
-        Injection("axis_order", "offsets read as (y, x) instead of (x, y)", "L1", "inputs"),
-        Injection("fftshift_axes", "fftshift applied to the column axis only", "L1", "constant"),
+        # Reading (y, x) as (x, y) transposes the stitched canvas of a non-square scan: the
+        # output layout itself changes, which L0 names before any value is compared.
+        Injection("axis_order", "offsets and positions read as (y, x) instead of (x, y)", "L0",
+                  "inputs"),
+        Injection("fftshift_axes", "FFT and fftshift over the column axis only", "L1",
+                  "constant"),
         Injection("fft_normalisation", "unnormalised FFT (|F| instead of |F|/N)", "L1", "wrap"),
         Injection("probe_normalisation", "probe divided by probe_scale twice", "L1", "wrap"),
         Injection("loss_reduction", "Poisson NLL summed instead of averaged", "L1", "wrap"),
