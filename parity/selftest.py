@@ -1,6 +1,6 @@
 """Self-test: prove the gate catches each classic port bug at its stage, and passes the clean pair.
 
-For every injection in :data:`parity.injections.INJECTIONS`, run the ladder (levels L0-L4: every
+For every injection in :data:`parity.injections.INJECTIONS`, run the ladder (levels L0-L3: every
 injection is expected by L3) with the bug applied to ONE backend, and check that the run exits 1
 and that its first divergent check is at the expected level. The unmodified baseline job is run
 once and reused from a cache for all injections. The detection rate is reported.
@@ -21,7 +21,7 @@ from parity.injections import INJECTIONS
 __all__ = ["SelftestOutcome", "add_selftest_command", "run_selftest"]
 
 #: Levels the self-test evaluates (no training: every injection is expected by L3).
-SELFTEST_LEVELS = ("L0", "L1", "L2", "L3", "L4")
+SELFTEST_LEVELS = ("L0", "L1", "L2", "L3")
 
 
 @dataclass(frozen=True)

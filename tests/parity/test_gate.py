@@ -52,3 +52,11 @@ def test_selftest_catches_every_injection(tmp_path):
     assert not missed, run.stdout
     assert {r["injection"] for r in rows[1:]} == set(INJECTIONS)
     assert run.returncode == 0
+
+
+def test_two_runs_on_the_same_seed_agree_on_every_verdict():
+    from parity.flake import run_flake
+
+    report = run_flake(case="small", repeats=2, levels=("L0", "L1", "L2", "L3"))
+    assert report.identical, report.text()
+    assert report.exit_codes == [0, 0], report.text()
