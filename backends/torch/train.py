@@ -283,8 +283,8 @@ class PtychoPINNModule(L.LightningModule):
     def configure_optimizers(self) -> dict[str, Any]:
         """:class:`KerasAdam` from the :class:`TrainConfig`, and the Keras-semantics plateau."""
         t = self.train_config
-        optimizer = KerasAdam(self.model.parameters(), lr=t.learning_rate, beta_1=t.adam_beta_1,
-                              beta_2=t.adam_beta_2, epsilon=t.adam_epsilon)
+        optimizer = KerasAdam(self.model.parameters(), lr=float(np.float32(t.learning_rate)),
+                              beta_1=t.adam_beta_1, beta_2=t.adam_beta_2, epsilon=t.adam_epsilon)
         # Manual optimisation: the scheduler is stepped in on_train_epoch_end on val_loss.
         return {"optimizer": optimizer,
                 "lr_scheduler": {"scheduler": _keras_plateau(optimizer, t), "interval": "epoch"}}
@@ -319,6 +319,8 @@ class PtychoPINNModule(L.LightningModule):
             logs["val_loss"] = self._epoch_val_loss
             self.history["val_loss"].append(self._epoch_val_loss)
             self.lr_schedulers().step(self._epoch_val_loss)  # Keras: on_epoch_end, val_loss
+            for group in optimizer.param_groups:  # Keras keeps the rate in a float32 variable
+                group["lr"] = float(np.float32(group["lr"]))
         self.log("lr", logs["lr"])
         if self.progress is not None:
             self.progress(int(self.current_epoch), dict(logs))

@@ -1,0 +1,78 @@
+"""The two backends mirror each other module for module (Keras 3's test_backend_consistency).
+
+Compares, without importing any framework (AST only): the module files, and for every public
+top-level function and public class method its parameter names, order, kinds and defaults.
+Annotations are not compared: tensor types necessarily differ between frameworks.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+BACKENDS = Path(__file__).resolve().parents[2] / "backends"
+MODULES = ("__init__", "physics", "model", "train", "infer", "stitch", "adapter")
+#: Names allowed on one side only, with the reason (a data file rather than ifs in the test).
+ONE_SIDED: dict[str, str] = {}
+
+
+def _signature(node: ast.FunctionDef) -> tuple:
+    args = node.args
+    defaults = [ast.unparse(d) for d in args.defaults]
+    kw_defaults = [None if d is None else ast.unparse(d) for d in args.kw_defaults]
+    return (
+        tuple(a.arg for a in args.posonlyargs),
+        tuple(a.arg for a in args.args),
+        tuple(defaults),
+        args.vararg.arg if args.vararg else None,
+        tuple(a.arg for a in args.kwonlyargs),
+        tuple(kw_defaults),
+        args.kwarg.arg if args.kwarg else None,
+    )
+
+
+def _public_surface(path: Path) -> dict[str, tuple]:
+    tree = ast.parse(path.read_text())
+    surface: dict[str, tuple] = {}
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and not node.name.startswith("_"):
+            surface[node.name] = _signature(node)
+    return surface
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_module_exists_in_both_backends(module):
+    for backend in ("tensorflow", "torch"):
+        assert (BACKENDS / backend / f"{module}.py").exists(), f"backends/{backend}/{module}.py"
+
+
+@pytest.mark.parametrize("module", [m for m in MODULES if m not in ("__init__", "adapter")])
+def test_public_functions_have_identical_signatures(module):
+    tf = _public_surface(BACKENDS / "tensorflow" / f"{module}.py")
+    torch = _public_surface(BACKENDS / "torch" / f"{module}.py")
+    only_tf = sorted(set(tf) - set(torch) - set(ONE_SIDED))
+    only_torch = sorted(set(torch) - set(tf) - set(ONE_SIDED))
+    assert not only_tf and not only_torch, (
+        f"{module}: only in tensorflow {only_tf}, only in torch {only_torch}")
+    drift = {name: (tf[name], torch[name]) for name in tf if name in torch
+             and tf[name] != torch[name]}
+    assert not drift, f"{module}: signatures differ (tensorflow, torch): {drift}"
+
+
+def test_the_spec_functions_are_present():
+    spec = {
+        "physics": {"normalise_probe", "exit_wave", "farfield_amplitude", "translate",
+                    "pad_to_canvas", "trim_canvas", "merge_group", "extract_group",
+                    "poisson_nll", "mae_loss"},
+        "model": {"build_model", "export_weights", "import_weights", "forward_outputs"},
+        "train": {"configure_numerics", "loss_value", "loss_and_grads", "train_steps", "fit"},
+        "infer": {"load_bundle", "predict_patches", "infer"},
+        "stitch": {"stitch_patches", "stitch_patches_loop"},
+    }
+    for module, names in spec.items():
+        for backend in ("tensorflow", "torch"):
+            surface = _public_surface(BACKENDS / backend / f"{module}.py")
+            missing = sorted(names - set(surface))
+            assert not missing, f"backends/{backend}/{module}.py lacks {missing}"
