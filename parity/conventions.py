@@ -63,6 +63,7 @@ __all__ = [
     "patch_centre_index",
     "probe_mask",
     "relative_offsets",
+    "support_margin_px",
 ]
 
 #: Order of the last axis of positions and offsets: column (x) first, then row (y).
@@ -127,6 +128,12 @@ def probe_mask(N: int) -> np.ndarray:
     return (radius < N * CENTRE_MASK_RADIUS_FRACTION).astype(np.float64)
 
 
+def support_margin_px(N: int) -> int:
+    """Zero border of a decoded patch: the object lives in the central ``N/2`` square, so the
+    decoder pads ``N // 4`` pixels on every side (PtychoPINN ``pad_object``)."""
+    return N // 4
+
+
 def centre_mask(N: int) -> np.ndarray:
     """Ones on the central ``N/2 x N/2`` square of an ``N x N`` patch, zeros elsewhere.
 
@@ -134,7 +141,7 @@ def centre_mask(N: int) -> np.ndarray:
     weight of the in-model merge denominator.
     """
     mask = np.zeros((N, N), dtype=np.float64)
-    q = N // 4
+    q = support_margin_px(N)
     mask[q : N - q, q : N - q] = 1.0
     return mask
 

@@ -29,7 +29,7 @@ from parity.architecture import (
 )
 from parity.config import ModelConfig
 from parity.contract import BATCH_KEYS, NETWORK_OUTPUT_KEYS, check_keys
-from parity.conventions import centre_mask
+from parity.conventions import centre_mask, support_margin_px
 
 tf = _import_tensorflow()
 import keras  # noqa: E402 - after the TensorFlow import helper has set the environment
@@ -146,7 +146,7 @@ class PtychoPINN(keras.Model):
             h = self.conv(f"{branch}.block{i}.conv0")(h)
             h = _upsample(self.conv(f"{branch}.block{i}.conv1")(h))
         base = h
-        q = cfg.N // 4
+        q = support_margin_px(cfg.N)
         head = _activate(self.conv(f"{branch}.head")(base[..., :-BORDER_CHANNELS]),
                          head_activation)
         out = tf.pad(head, [[0, 0], [q, q], [q, q], [0, 0]])

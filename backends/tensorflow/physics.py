@@ -30,6 +30,7 @@ from parity.conventions import (
     centre_crop_slice,
     centre_mask,
     probe_mask,
+    support_margin_px,
 )
 
 tf = _import_tensorflow()
@@ -388,7 +389,7 @@ def _merge_count(relative_px: Any, N: int, canvas_px: int, dtype: Any) -> Any:
     is the outer product of a row profile and a column profile (the same taps as the gather), and
     the sum over the group is one contraction over ``C``.
     """
-    q, pad = N // 4, (canvas_px - N) // 2
+    q, pad = support_margin_px(N), (canvas_px - N) // 2
     shifts = -tf.reshape(relative_px, (-1, 2))
     profiles = []
     for axis in (1, 0):  # rows follow y, columns follow x

@@ -28,7 +28,7 @@ from parity.architecture import (
 )
 from parity.config import ModelConfig
 from parity.contract import NETWORK_OUTPUT_KEYS, check_keys
-from parity.conventions import centre_mask, kernel_from_oihw, kernel_to_oihw
+from parity.conventions import centre_mask, kernel_from_oihw, kernel_to_oihw, support_margin_px
 
 __all__ = ["PtychoPINN", "build_model", "export_weights", "forward_outputs", "import_weights"]
 
@@ -84,7 +84,7 @@ class _Decoder(nn.Module):
         self.head = _conv(channels - BORDER_CHANNELS, config.output_channels)
         self.activation = activation
         self.probe_big = config.probe_big
-        self.pad = config.N // 4
+        self.pad = support_margin_px(config.N)
         if config.probe_big:
             border = config.n_filters_scale * 2048 // config.N
             self.border = _ConvPair(BORDER_CHANNELS, border)

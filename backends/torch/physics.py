@@ -25,6 +25,7 @@ from parity.conventions import (
     centre_crop_slice,
     centre_mask,
     probe_mask,
+    support_margin_px,
 )
 
 __all__ = [
@@ -267,7 +268,7 @@ def _merge_count(relative_px: torch.Tensor, N: int, canvas_px: int,
     group is one batched matrix product instead of a gather.
     """
     B, C, _ = relative_px.shape
-    q, pad = N // 4, (canvas_px - N) // 2
+    q, pad = support_margin_px(N), (canvas_px - N) // 2
     profiles = []
     for axis in (1, 0):  # rows follow y, columns x
         idx, wts = _tap_rows(-relative_px[..., axis].reshape(B * C), canvas_px, N, pad, dtype)

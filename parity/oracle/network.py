@@ -26,7 +26,7 @@ from scipy.special import expit
 from parity.architecture import BORDER_CHANNELS, decoder_widths, encoder_widths, weight_shapes
 from parity.config import ModelConfig, TrainConfig
 from parity.contract import BATCH_KEYS, check_keys
-from parity.conventions import centre_mask
+from parity.conventions import centre_mask, support_margin_px
 from parity.oracle.physics import (
     exit_wave,
     extract_group,
@@ -209,7 +209,7 @@ def _decoder(config: ModelConfig, w: Mapping[str, np.ndarray], encoded: np.ndarr
         h = _conv(h, w, f"{branch}.block{i}.conv1", "relu")
         h = upsample_nearest_2x(h)
     base = h  # (B, N/2, N/2, F')
-    q = config.N // 4
+    q = support_margin_px(config.N)
     head = _conv(base[..., :-BORDER_CHANNELS], w, f"{branch}.head", head_activation)
     out = np.pad(head, ((0, 0), (q, q), (q, q), (0, 0)))
     if config.probe_big:
