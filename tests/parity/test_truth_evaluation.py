@@ -4,30 +4,25 @@ the gate can read, masks, pure-phase truths, and the amplitude floor on the phas
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy import ndimage
 
 from parity.alignment import PhaseFit
 from parity.truth_evaluation import RECOMMENDED_AMPLITUDE_FLOOR_FRACTION, evaluate_against_truth
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))
+from images import fourier_shift as _fourier_shift
+from images import smooth_object as _object
 
 #: The floor used where a test is not about the floor: the value parity.evaluation passes.
 FLOOR = RECOMMENDED_AMPLITUDE_FLOOR_FRACTION
 
 
-def _object(size: int, seed: int) -> np.ndarray:
-    """Smooth random complex object: amplitude in (0.2, 1), phase spanning several radians."""
-    rng = np.random.default_rng(seed)
-    amplitude = 0.6 + 0.4 * np.tanh(3 * ndimage.gaussian_filter(rng.standard_normal((size, size)),
-                                                                2.0))
-    phase = 6.0 * ndimage.gaussian_filter(rng.standard_normal((size, size)), 2.0)
-    return amplitude * np.exp(1j * phase)
 
 
-def _fourier_shift(image: np.ndarray, shift: tuple[float, float]) -> np.ndarray:
-    """``image(r - shift)`` on the periodic grid."""
-    return np.fft.ifft2(ndimage.fourier_shift(np.fft.fft2(image), shift))
 
 
 def _ramp(shape: tuple[int, int], offset: float, k_x: float, k_y: float) -> np.ndarray:
