@@ -26,6 +26,7 @@ from parity.metrics import mae, psnr, rmse, ssim
 
 __all__ = [
     "CONSTANT_AMPLITUDE_FRACTION",
+    "CONSTANT_PHASE_RAD",
     "RECOMMENDED_AMPLITUDE_FLOOR_FRACTION",
     "evaluate_against_truth",
 ]
@@ -33,6 +34,10 @@ __all__ = [
 #: A truth amplitude whose range is below this fraction of its maximum is constant (a pure-phase
 #: object: complex64 rounding alone leaves ~1e-7): its amplitude PSNR/SSIM/FRC are undefined.
 CONSTANT_AMPLITUDE_FRACTION = 1e-6
+
+#: A truth phase whose range is below this (rad) is constant: complex64 rounding of a pure
+#: amplitude object leaves phases of ~1e-7 rad; its truth-range phase SSIM is undefined.
+CONSTANT_PHASE_RAD = 1e-5
 
 #: Recommended ``amplitude_floor_fraction`` for :func:`evaluate_against_truth`: a complex error
 #: ``e`` at amplitude ``A`` moves the phase by up to ``|e| / A`` rad, so at 5 % of the peak an
@@ -97,10 +102,14 @@ def evaluate_against_truth(truth: np.ndarray, recon: np.ndarray, *,
     then the wrapped border of the Fourier shift is cut from both images. Amplitude PSNR/SSIM
     use ``data_range = max - min`` of the truth amplitude; phase errors are wrap-safe
     ``angle(recon conj(truth))`` above the amplitude floor (PSNR with ``L = 2 pi``, equal to
-    PSNR of ``(phi + pi)/(2 pi)`` with ``L = 1``); phase SSIM is on ``(phi + pi) / (2 pi)``
-    with ``data_range = 1`` (PtychoPINN's convention; a wrap inside the image lowers it).
-    Phase SSIM and FRC need the full rectangle, so they are NOT masked by the floor: noise
-    phase in a dark region lowers them.
+    PSNR of ``(phi + pi)/(2 pi)`` with ``L = 1``). Phase ``ssim`` uses ``data_range = max - min``
+    of the truth phase, like the amplitude: PtychoPINN's convention (``ssim_unit_range``: SSIM
+    of ``(phi + pi) / (2 pi)`` with ``data_range = 1``, also reported) lets the SSIM constants
+    ``C1 = (0.01 L)**2``, ``C2 = (0.03 L)**2`` swamp a phase that spans a fraction of a radian,
+    so a flat, structureless reconstruction of such an object scores ~0.98 there (measured)
+    while the truth-range SSIM scores ~0. For a constant truth phase the truth-range value is
+    None, as is its FRC (``undefined`` says why). Phase SSIM and FRC need the full rectangle, so they are NOT
+    masked by the floor: noise phase in a dark region lowers them.
     """
     what = "evaluate_against_truth"
     ref, rec = validate_complex_images(truth, recon, what=what)
@@ -147,6 +156,16 @@ def evaluate_against_truth(truth: np.ndarray, recon: np.ndarray, *,
     phase_ref, phase_rec = np.angle(ref), np.angle(aligned)
     phase_err = np.angle(aligned * np.conj(ref))[keep][phase_defined]
     phase_mse = float(np.mean(phase_err**2))
+    phase_range = float(phase_ref.max() - phase_ref.min())
+    phase_ssim: dict[str, Any] = {"ssim_unit_range": ssim(
+        (phase_ref + np.pi) / (2 * np.pi), (phase_rec + np.pi) / (2 * np.pi), data_range=1.0)}
+    if phase_range > CONSTANT_PHASE_RAD:
+        phase_ssim.update(ssim=ssim(phase_ref, phase_rec, data_range=phase_range),
+                          frc=frc(phase_ref, phase_rec).to_dict())
+    else:
+        phase_ssim.update(ssim=None, frc=None, undefined=(
+            f"truth phase is constant (range {phase_range:.3g} rad): its SSIM and FRC need a "
+            "data range > 0; ssim_unit_range (PtychoPINN's convention) is reported"))
     return {
         "alignment": {
             "shift_px": [float(v) for v in shift.shift_px],
@@ -166,10 +185,8 @@ def evaluate_against_truth(truth: np.ndarray, recon: np.ndarray, *,
             "rmse": math.sqrt(phase_mse),
             "psnr": math.inf if phase_mse == 0 else
             float(10 * np.log10((2 * np.pi) ** 2 / phase_mse)),
-            "ssim": ssim((phase_ref + np.pi) / (2 * np.pi), (phase_rec + np.pi) / (2 * np.pi),
-                         data_range=1.0),
-            "data_range": 2 * math.pi,
-            "frc": frc(phase_ref, phase_rec).to_dict(),
+            **phase_ssim,
+            "data_range": phase_range,
             "amplitude_floor_fraction": floor_fraction,
             "amplitude_floor": floor,
             "pixels_evaluated": int(phase_defined.sum()),

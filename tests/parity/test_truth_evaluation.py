@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from parity.alignment import PhaseFit
 from parity.truth_evaluation import RECOMMENDED_AMPLITUDE_FLOOR_FRACTION, evaluate_against_truth
@@ -111,6 +112,30 @@ def test_evaluate_pure_phase_truth_leaves_amplitude_psnr_ssim_undefined() -> Non
     assert "constant" in amplitude["undefined"]
     assert amplitude["mae"] < 1e-6  # complex64 rounding of a unit modulus
     assert result["phase"]["ssim"] > 1 - 1e-6
+
+
+def test_phase_ssim_uses_the_truth_phase_range() -> None:
+    """A flat reconstruction of a phase spanning 0.4 rad: ~0 on the truth's range, while
+    PtychoPINN's unit-range convention still reports it as nearly perfect (> 0.9)."""
+    rng = np.random.default_rng(4)
+    amplitude = 0.5 + 0.5 * ndimage.gaussian_filter(rng.random((48, 48)), 2)
+    field = ndimage.gaussian_filter(rng.random((48, 48)), 2)
+    phase = 0.2 + 0.4 * (field - field.min()) / np.ptp(field)
+    truth = (amplitude * np.exp(1j * phase)).astype(np.complex64)
+    flat = (amplitude * np.exp(0.4j)).astype(np.complex64)
+    result = evaluate_against_truth(truth, flat, amplitude_floor_fraction=FLOOR, max_iterations=1)
+    assert abs(result["phase"]["ssim"]) < 0.1
+    assert result["phase"]["ssim_unit_range"] > 0.9  # measured 0.944
+    # the truth's range over the evaluated region (the shift's wrapped border is cut)
+    assert 0.3 < result["phase"]["data_range"] <= float(np.ptp(np.angle(truth))) + 1e-6
+
+
+def test_constant_truth_phase_leaves_phase_ssim_undefined() -> None:
+    truth = np.abs(_object(32, 16)).astype(np.complex64)
+    result = evaluate_against_truth(truth, truth, amplitude_floor_fraction=FLOOR)
+    assert result["phase"]["ssim"] is None and result["phase"]["frc"] is None
+    assert "constant" in result["phase"]["undefined"]
+    assert result["phase"]["ssim_unit_range"] > 1 - 1e-6
 
 
 # --- amplitude floor on the phase errors ---------------------------------------------------------
