@@ -167,6 +167,11 @@ class RunResult:
         Versions, git revision, data hash, host, flags.
     warnings : tuple[str, ...]
         E.g. divergence allowances that are no longer needed.
+    equivalence : dict
+        L5 multi-seed mode only (empty otherwise): ``seeds``, the pre-registered ``margins``
+        (metric -> margin, alpha, reason) and their ``source``, ``per_seed`` (seed -> the
+        metrics record of that seed's trainings, as ``metrics``) and ``tests`` (backend ->
+        metric -> TOST result). ``metrics`` then holds the first seed's record.
     """
 
     case: str
@@ -180,14 +185,25 @@ class RunResult:
     config: Mapping[str, Any] = field(default_factory=dict)
     provenance: Mapping[str, Any] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    equivalence: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def first_divergence(self) -> Check | None:
-        """The first failed check in ladder order, or None."""
-        for level in LEVELS:
-            for check in self.checks:
-                if check.level == level and check.failed:
-                    return check
+        """The first failed check in ladder order, or None.
+
+        Without a failed check, the first ``error`` check (a comparison that could not be made:
+        no tolerance entry, a metric missing, a reconstruction that cannot be evaluated) takes
+        its place: an unevaluated stage proves nothing, so it never lets a run pass. When a
+        backend failed to run, its missing outputs are the failure itself (exit 3), not errors
+        of their own.
+        """
+        for wanted in ("fail", "error"):
+            if wanted == "error" and self.backend_failed:
+                break
+            for level in LEVELS:
+                for check in self.checks:
+                    if check.level == level and check.verdict == wanted:
+                        return check
         return None
 
     @property
@@ -233,4 +249,5 @@ class RunResult:
             "config": self.config,
             "provenance": self.provenance,
             "warnings": list(self.warnings),
+            "equivalence": self.equivalence,
         })

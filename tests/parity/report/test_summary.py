@@ -27,8 +27,8 @@ def _result(*, crashed: bool = True, failing: bool = True) -> RunResult:
               "fail" if failing else "pass", {"max_abs_err": 1.0}, {"atol": 1e-5, "reason": "L2"}),
         Check("L3", "grad", "decoder_amp.head.kernel", "pair", "tensorflow", "skipped",
               message="torch backend crashed"),
-        Check("L3", "loss", "poisson_nll", "pair", "tensorflow", "error",
-              message="no output from torch"),
+        Check("L3", "loss", "poisson_nll", "pair", "tensorflow", "error" if crashed else "pass",
+              message="no output from torch" if crashed else ""),
     ]
     runs = (
         BackendRun("tensorflow", "ok", 12.5, environment={"tensorflow_version": "2.21.0",
@@ -169,3 +169,17 @@ def test_summary_with_the_engine_layout_of_metrics_and_tolerances() -> None:
     assert "| truth.alignment.shift_px | [0.5, -0.25] | [0.5, -0.25] |  |" in text
     assert "frc_curve" not in text  # curves are drawn, not tabulated
     assert "Not recorded: TF32 flag, determinism flag." in text
+
+
+def test_an_unevaluated_check_never_lets_a_run_pass() -> None:
+    """An ``error`` check (e.g. no tolerance entry) without any ``fail``: exit 1, named first."""
+    error = Check("L2", "network", "amplitude", "torch", "tensorflow", "error",
+                  message="no tolerance for L2/network/amplitude")
+    runs = (BackendRun("tensorflow", "ok", 1.0), BackendRun("torch", "ok", 1.0))
+    result = RunResult(case="c", stamp="20240131T235959Z", levels=("L2",),
+                       backends=("tensorflow", "torch"), checks=(error,), backend_runs=runs)
+    assert result.first_divergence is error and result.exit_code == 1
+    crashed = (runs[0], BackendRun("torch", "crashed", 1.0, message="exit code -11"))
+    result = RunResult(case="c", stamp="20240131T235959Z", levels=("L2",),
+                       backends=("tensorflow", "torch"), checks=(error,), backend_runs=crashed)
+    assert result.first_divergence is None and result.exit_code == 3
