@@ -79,6 +79,23 @@ def _parse_levels(text: str) -> tuple[str, ...]:
     return tuple(lv for lv in LEVELS if lv in levels)
 
 
+def _parse_seeds(text: str | None, levels: tuple[str, ...]) -> tuple[int, ...]:
+    """``--seeds 0,1,2`` -> ``(0, 1, 2)``; None -> ``()`` (single-seed mode)."""
+    if text is None:
+        return ()
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if not all(part.isdigit() for part in parts):
+        raise UsageError(f"--seeds {text!r}: expected a comma list of integers >= 0, e.g. 0,1,2")
+    seeds = tuple(int(part) for part in parts)
+    if len(seeds) < 2 or len(set(seeds)) != len(seeds):
+        raise UsageError(f"--seeds {text!r}: the equivalence test needs at least 2 distinct "
+                         "seeds, e.g. 0,1,2")
+    if "L5" not in levels:
+        raise UsageError(f"--seeds {text!r} needs level L5 (only L5 trains once per seed); "
+                         f"--levels gave {','.join(levels)}")
+    return seeds
+
+
 def _parse_overrides(items: Sequence[str] | None, what: str) -> dict[str, Any]:
     import json
 
@@ -132,8 +149,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         backend, name = item.split("=", 1)
         injections[backend] = name
     backends = tuple(b.strip() for b in args.backends.split(",") if b.strip())
+    levels = _parse_levels(args.levels)
+    seeds = _parse_seeds(args.seeds, levels)
     bundle, result = run_and_report(
-        case=args.case, container_path=args.container, levels=_parse_levels(args.levels),
+        case=args.case, container_path=args.container, levels=levels, seeds=seeds,
         backends=backends, device=args.device, seed=args.seed,
         model_overrides=_parse_overrides(args.model, "model"),
         train_overrides=_parse_overrides(args.train, "train"),
@@ -142,6 +161,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     first = result.first_divergence
     print(f"verdict: {result.verdict} (exit {result.exit_code})")
+    tests = [c for c in result.checks if c.stage == "equivalence"]
+    if tests:
+        equivalent = sum(1 for c in tests if c.verdict == "pass")
+        print(f"equivalence over seeds {list(seeds)}: {equivalent} of {len(tests)} "
+              "backend/metric tests equivalent (TOST)")
     if first is not None:
         print(f"first divergent stage: {first.name}: {first.message}")
     for run in result.backend_runs:
@@ -237,6 +261,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="comma list of adapters; the first is the baseline")
     run.add_argument("--device", default=None, help="device request, e.g. cpu or cuda")
     run.add_argument("--seed", type=int, default=0, help="seed of stage inputs and weights")
+    run.add_argument("--seeds", default=None, metavar="S1,S2,...",
+                     help="L5 multi-seed mode: a comma list of at least 2 distinct training seeds "
+                          "(e.g. 0,1,2; not a count). Each backend trains once per seed "
+                          "(TrainConfig.seed = that seed) and L5 is judged by a paired "
+                          "equivalence test (TOST) per metric, with the margins pre-registered "
+                          "in parity/tolerances.toml [[equivalence]]; L0-L4 stay single-seed. "
+                          "Needs level L5; default: one training with train.seed")
     run.add_argument("--model", action="append", metavar="KEY=VALUE",
                      help="ModelConfig override (repeatable)")
     run.add_argument("--train", action="append", metavar="KEY=VALUE",

@@ -4,6 +4,11 @@ its own subprocess by default), and judges the stage ladder L0-L5.
 Order of work: shared preparation (grouping, normalisation, seeded stage inputs, NumPy weights) ->
 the float64 oracle's expectations (in process) -> the baseline backend's job -> each other
 backend's job (including inference with the baseline's trained weights) -> checks -> RunResult.
+
+Multi-seed mode (``RunPlan.seeds``): L5 trains each backend once per seed, as extra ``train``
+tasks of the same job, and judges the per-seed metric differences with an equivalence test
+(:mod:`parity.equivalence`, margins read from the tolerance file before any backend runs);
+L0-L4 stay single-seed.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from parity.config import ModelConfig, TrainConfig
 from parity.container import Container
 from parity.contract import NETWORK_OUTPUT_KEYS, PHYSICS_OUTPUT_KEYS
 from parity.divergences import DivergenceRegistry, load_registry
+from parity.equivalence import equivalence_margins, multi_seed_evaluation
 from parity.inputs import initial_weights, l4_batches, network_batch, physics_inputs
 from parity.judge import Judge
 from parity.prepare import group_container, prepare
@@ -71,12 +77,17 @@ class RunPlan:
     cache_dir : pathlib.Path or None
         Reuse a backend's finished job when an identical one (same job file, same input bytes)
         ran before (the self-test runs the unmodified baseline once for all injections).
+    seeds : tuple[int, ...]
+        Training seeds of the L5 multi-seed mode (``TrainConfig.seed`` of each training);
+        empty: one training per backend with ``train.seed`` and the single-seed L5 checks.
+        When given, at least 2 distinct integers >= 0, and L5 must be among ``levels``.
 
     Raises
     ------
     ValueError
         Unknown levels, no or repeated backends, an injection for a backend not run, a timeout
-        that is not > 0, a negative or non-integer seed, or an unknown isolation.
+        that is not > 0, a negative or non-integer seed, an unknown isolation, or seeds that
+        are fewer than 2, repeated, negative, not integers, or given without L5.
     """
 
     container: Container
@@ -91,6 +102,7 @@ class RunPlan:
     injections: Mapping[str, str] = field(default_factory=dict)
     sizing: str = ""
     cache_dir: Path | None = None
+    seeds: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         unknown = [lv for lv in self.levels if lv not in LEVELS]
@@ -112,6 +124,19 @@ class RunPlan:
             raise ValueError(f"seed={self.seed!r}; expected an integer >= 0")
         if self.isolation not in ISOLATIONS:
             raise ValueError(f"isolation={self.isolation!r}; expected one of {ISOLATIONS}")
+        seeds = tuple(self.seeds)
+        bad = [s for s in seeds if isinstance(s, bool) or not isinstance(s, int | np.integer)
+               or s < 0]
+        if bad:
+            raise ValueError(f"seeds={seeds!r}: {bad} are not integers >= 0")
+        if seeds:
+            if len(seeds) < 2 or len(set(seeds)) != len(seeds):
+                raise ValueError(f"seeds={seeds!r}: an equivalence test needs at least 2 "
+                                 "distinct seeds")
+            if "L5" not in self.levels:
+                raise ValueError(f"seeds={seeds!r} given but L5 is not among the levels "
+                                 f"{self.levels}: only L5 trains once per seed")
+        object.__setattr__(self, "seeds", tuple(int(s) for s in seeds))
 
 
 def _save(path: Path, arrays: Mapping[str, Any]) -> str:
@@ -124,6 +149,14 @@ def _load(path: Path) -> dict[str, np.ndarray]:
         return {}
     with np.load(path, allow_pickle=False) as archive:
         return {k: archive[k] for k in archive.files}
+
+
+def _train_tasks(plan: RunPlan) -> list[tuple[str, int | None]]:
+    """``(task name, training seed)`` of each L5 training: ``train`` first (its outputs feed the
+    same-weights check, the figures and ``RunResult.metrics``), then ``train_seed<s>``."""
+    if not plan.seeds:
+        return [("train", None)]
+    return [("train", plan.seeds[0]), *((f"train_seed{s}", s) for s in plan.seeds[1:])]
 
 
 def _device_kind(environment: Mapping[str, Any]) -> str:
@@ -177,6 +210,9 @@ def _run(plan: RunPlan, work: Path, table: ToleranceTable, known: DivergenceRegi
 
     levels = set(plan.levels)
     container, model, train = plan.container, plan.model, plan.train
+    # Read before any backend runs: fixed before the result is known, and a missing one stops
+    # the run before hours of training.
+    margins = equivalence_margins(table) if plan.seeds else {}
     grouping = group_container(container, model)
     data = prepare(container, grouping, model)
     inputs_dir = work / "inputs"
@@ -217,8 +253,12 @@ def _run(plan: RunPlan, work: Path, table: ToleranceTable, known: DivergenceRegi
             tasks.append({"name": "train_steps", "kind": "train_steps",
                           "weights": files["weights"], "batches": files["batches"]})
         if "L5" in levels:
-            tasks.append({"name": "train", "kind": "train", "data": files["data"],
-                          "workdir": "bundle"})
+            for name, seed in _train_tasks(plan):
+                task = {"name": name, "kind": "train", "data": files["data"],
+                        "workdir": "bundle" if name == "train" else f"bundle_{name}"}
+                if seed is not None:
+                    task["seed"] = seed
+                tasks.append(task)
             base_train = outputs.get(baseline, {}).get("train", {})
             if backend != baseline and base_train:
                 cross = {k[len("weights/"):]: v for k, v in base_train.items()
@@ -288,11 +328,19 @@ def _run(plan: RunPlan, work: Path, table: ToleranceTable, known: DivergenceRegi
         if "L5" in levels:
             checks.extend(_level5_same_weights(judge, backend, baseline, outcomes, outputs,
                                                evidence))
+    equivalence: dict[str, Any] = {}
     if "L5" in levels:
         from parity.evaluation import independent_checks
 
         l5_checks, metrics, l5_evidence = independent_checks(
             judge, plan.backends, container, data, model, outcomes, outputs)
+        if plan.seeds:
+            seed_tasks = [(seed, name) for (name, _), seed
+                          in zip(_train_tasks(plan), plan.seeds, strict=True)]
+            l5_checks, equivalence = multi_seed_evaluation(
+                judge, plan.backends, container, data, model, outcomes, outputs,
+                seed_tasks=seed_tasks, first=(l5_checks, metrics), margins=margins,
+                margins_source=table.source)
         checks.extend(l5_checks)
         evidence.update(l5_evidence)
     if container.object_truth is not None:
@@ -311,9 +359,10 @@ def _run(plan: RunPlan, work: Path, table: ToleranceTable, known: DivergenceRegi
     result = RunResult(
         case=container.metadata.name, stamp=stamp, levels=tuple(plan.levels),
         backends=tuple(plan.backends), checks=tuple(checks), backend_runs=backend_runs,
-        histories=histories, metrics=metrics,
+        histories=histories, metrics=metrics, equivalence=equivalence,
         config={"model": dataclasses.asdict(model), "train": dataclasses.asdict(train),
-                "seed": plan.seed, "device_request": plan.device, "device": device,
+                "seed": plan.seed, **({"seeds": list(plan.seeds)} if plan.seeds else {}),
+                "device_request": plan.device, "device": device,
                 "isolation": plan.isolation, "sizing": plan.sizing,
                 "injections": dict(plan.injections), "n_groups": grouping.n_groups,
                 "intensity_scale": data.intensity_scale, "normalisation": data.normalisation},

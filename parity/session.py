@@ -159,14 +159,18 @@ def run_and_report(*, case: str | None = None, container_path: str | None = None
                    train_overrides: Mapping[str, Any] | None = None,
                    reports_root: Path = Path("reports"), timeout_s: float = 900.0,
                    isolation: str = "subprocess", injections: Mapping[str, str] | None = None,
-                   progress: Callable[[dict[str, Any]], None] | None = None
+                   progress: Callable[[dict[str, Any]], None] | None = None,
+                   seeds: tuple[int, ...] = ()
                    ) -> tuple[Path, RunResult]:
     """Run the ladder and commit a timestamped bundle; return ``(bundle path, result)``.
+
+    ``seeds`` (at least 2) turns on the L5 multi-seed equivalence mode (:class:`RunPlan`).
 
     Raises
     ------
     ValueError
-        On an unknown case, backend or level, a bad container file or bad overrides.
+        On an unknown case, backend or level, a bad container file or bad overrides, or bad
+        seeds.
     """
     from parity.injections import INJECTIONS
     from parity.registry import available_adapters
@@ -185,7 +189,8 @@ def run_and_report(*, case: str | None = None, container_path: str | None = None
         train_overrides=train_overrides or {}, seed=seed)
     plan = RunPlan(container=container, model=model, train=train, backends=backends,
                    levels=levels, device=device, seed=seed, timeout_s=timeout_s,
-                   isolation=isolation, injections=dict(injections or {}), sizing=sizing)
+                   isolation=isolation, injections=dict(injections or {}), sizing=sizing,
+                   seeds=tuple(seeds))
     stamp = stamp_now()
     work = Path(tempfile.mkdtemp(prefix="parity-run-"))
     try:

@@ -4,17 +4,24 @@
 Lookup matches ``level`` and ``stage`` exactly, ``quantity`` as a glob (``*`` allowed), ``dtype``
 and ``device`` exactly or ``*``; the most specific entry (fewest wildcards) wins. A comparison with
 no entry is an error, never a silent default.
+
+The same file holds the pre-registered margins of the L5 multi-seed equivalence test
+(``[[equivalence]]`` entries: ``metric``, ``margin``, ``alpha``, ``reason``), one per metric of
+:data:`parity.equivalence.EQUIVALENCE_METRICS`; they are read before any backend runs, so that
+they are fixed before the result is known.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import math
 import tomllib
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEFAULT_TABLE", "Tolerance", "ToleranceTable", "load_table"]
+__all__ = ["DEFAULT_TABLE", "EquivalenceMargin", "Tolerance", "ToleranceTable", "load_table"]
 
 #: The project's tolerance file.
 DEFAULT_TABLE = Path(__file__).with_name("tolerances.toml")
@@ -77,12 +84,80 @@ class Tolerance:
         return asdict(self)
 
 
-class ToleranceTable:
-    """Entries of one tolerance file, with lookup."""
+@dataclass(frozen=True)
+class EquivalenceMargin:
+    """The pre-registered margin of one metric's L5 equivalence test (TOST).
 
-    def __init__(self, entries: list[Tolerance], *, source: str = "") -> None:
+    Attributes
+    ----------
+    metric : str
+        Metric name (``ssim_amp``, ``mae_phase``, ``r_factor``, ...).
+    margin : float
+        Equivalence margin ``delta`` in the metric's units (> 0): backends are equivalent on
+        this metric when the ``1 - 2 alpha`` interval of the mean paired difference lies
+        inside ``(-delta, +delta)``.
+    alpha : float
+        Level of each one-sided test, in ``(0, 0.5)``.
+    reason : str
+        Why this margin.
+    calibration : str
+        How it was measured (or that it was not yet).
+    """
+
+    metric: str
+    margin: float
+    alpha: float
+    reason: str
+    calibration: str = ""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.margin, bool) or not isinstance(self.margin, int | float) \
+                or not (math.isfinite(self.margin) and self.margin > 0):
+            raise ValueError(f"equivalence margin of {self.metric}: {self.margin!r}; expected "
+                             "a finite number > 0")
+        if isinstance(self.alpha, bool) or not isinstance(self.alpha, int | float) \
+                or not 0 < self.alpha < 0.5:
+            raise ValueError(f"equivalence alpha of {self.metric}: {self.alpha!r}; expected a "
+                             "number in (0, 0.5)")
+        if not self.reason.strip():
+            raise ValueError(f"equivalence margin of {self.metric} has no reason")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (recorded in reports next to each test)."""
+        return asdict(self)
+
+
+class ToleranceTable:
+    """Entries of one tolerance file, with lookup.
+
+    Parameters
+    ----------
+    entries : list of Tolerance
+        Elementwise tolerance entries.
+    source : str
+        Where they came from (named in errors and reports).
+    margins : mapping, optional
+        Metric -> :class:`EquivalenceMargin` (the L5 multi-seed equivalence margins).
+    """
+
+    def __init__(self, entries: list[Tolerance], *, source: str = "",
+                 margins: Mapping[str, EquivalenceMargin] | None = None) -> None:
         self.entries = entries
         self.source = source
+        self.margins: dict[str, EquivalenceMargin] = dict(margins or {})
+
+    def margin(self, metric: str) -> EquivalenceMargin:
+        """The pre-registered equivalence margin of ``metric``.
+
+        Raises
+        ------
+        KeyError
+            If the file has no ``[[equivalence]]`` entry for it (the message names the file).
+        """
+        if metric not in self.margins:
+            raise KeyError(f"no equivalence margin for {metric!r} in {self.source}; add an "
+                           "[[equivalence]] entry with a reason")
+        return self.margins[metric]
 
     def lookup(self, *, level: str, stage: str, quantity: str, dtype: str,
                device: str) -> Tolerance:
@@ -107,12 +182,13 @@ class ToleranceTable:
 
 
 def load_table(path: str | Path = DEFAULT_TABLE) -> ToleranceTable:
-    """Read a tolerance TOML file (``[[tolerance]]`` tables).
+    """Read a tolerance TOML file (``[[tolerance]]`` and ``[[equivalence]]`` tables).
 
     Raises
     ------
     ValueError
-        If the file is not valid TOML or an entry lacks a field (named).
+        If the file is not valid TOML, an entry lacks a field (named) or has a bad value, or
+        two ``[[equivalence]]`` entries name the same metric.
     """
     path = Path(path)
     try:
@@ -125,4 +201,13 @@ def load_table(path: str | Path = DEFAULT_TABLE) -> ToleranceTable:
             entries.append(Tolerance(**raw))
         except TypeError as err:
             raise ValueError(f"{path}: tolerance entry {i} is malformed: {err}") from err
-    return ToleranceTable(entries, source=str(path))
+    margins: dict[str, EquivalenceMargin] = {}
+    for i, raw in enumerate(data.get("equivalence", [])):
+        try:
+            margin = EquivalenceMargin(**raw)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{path}: equivalence entry {i} is malformed: {err}") from err
+        if margin.metric in margins:
+            raise ValueError(f"{path}: equivalence entry {i} repeats metric {margin.metric!r}")
+        margins[margin.metric] = margin
+    return ToleranceTable(entries, source=str(path), margins=margins)

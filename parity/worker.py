@@ -11,6 +11,7 @@ This module imports no framework itself; the adapter does, lazily.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -171,12 +172,17 @@ def run_job(job_dir: Path, *, adapter: Adapter | None = None,
                 workdir = job_dir / task["workdir"]
                 workdir.mkdir(parents=True, exist_ok=True)
                 initial = task.get("initial_weights")
+                # Multi-seed L5: a task may name its own training seed (initialisation and
+                # shuffling); without one the job's TrainConfig.seed is used.
+                task_train = train if task.get("seed") is None else \
+                    dataclasses.replace(train, seed=int(task["seed"]))
+                record["seed"] = task_train.seed
 
                 def progress(epoch: int, logs: Mapping[str, Any], _name: str = name) -> None:
                     emit({"backend": job["backend"], "task": _name, "event": "epoch",
                           "epoch": epoch, **dict(logs)})
 
-                result = adapter.train(model, train, data, workdir,
+                result = adapter.train(model, task_train, data, workdir,
                                        initial_weights=load(initial) if initial
                                        else None, progress=progress)
                 record["history"] = {k: list(map(float, v)) for k, v in result.history.items()}

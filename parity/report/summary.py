@@ -2,8 +2,9 @@
 
 Sections, in order: verdict and exit code; the first divergent stage with its numbers against its
 tolerance; one table per level (check, measured, tolerance with its reason, verdict); backend runs;
-metrics against the truth and their deltas; alignment parameters; config (with the sizing used);
-provenance (with the fields a reviewer needs that were not recorded); warnings; figure links.
+metrics against the truth and their deltas; alignment parameters; the L5 multi-seed equivalence
+tests (only in that mode); config (with the sizing used); provenance (with the fields a reviewer
+needs that were not recorded); warnings; figure links.
 
 The formatting helpers (:func:`format_value`, :func:`flatten`, :func:`format_measured`,
 :func:`format_tolerance`) are shared by :mod:`parity.report.junit` and :mod:`parity.report.runs`
@@ -306,6 +307,40 @@ def _metrics_sections(result: RunResult) -> list[str]:
     return lines
 
 
+def _equivalence_section(result: RunResult) -> list[str]:
+    """The multi-seed TOST table (metric, n, mean difference, interval, margin, verdict)."""
+    record = result.equivalence
+    if not record:
+        return []
+    seeds = ", ".join(str(s) for s in record.get("seeds", []))
+    margins = record.get("margins", {})
+    alphas = sorted({m.get("alpha") for m in margins.values() if isinstance(m, Mapping)},
+                    key=str)
+    lines = ["", "## L5 equivalence over seeds (paired TOST)", "",
+             f"Seeds: {seeds or 'none'}. Difference = backend - baseline per seed. Margins "
+             f"pre-registered in `{record.get('margins_source', '?')}` "
+             f"({record.get('margins_fixed', 'fixed before the run')}); alpha "
+             f"{', '.join(format_value(a) for a in alphas) or 'n/a'} per one-sided test, so "
+             "the interval shown is the (1 - 2 alpha) CI. Equivalent when it lies inside "
+             "+-margin. The Metrics section shows the first seed; report.json has every seed "
+             "(`equivalence.per_seed`).", ""]
+    rows = []
+    for backend, tests in record.get("tests", {}).items():
+        for metric, test in tests.items():
+            if "error" in test:
+                rows.append([f"{metric} [{backend}]", "", "", "", "", "ERROR: " + test["error"]])
+                continue
+            interval = "n/a" if test.get("ci_low") is None else \
+                f"[{format_value(test['ci_low'])}, {format_value(test['ci_high'])}]"
+            rows.append([f"{metric} [{backend}]", test.get("n"), test.get("mean_diff"), interval,
+                         f"+-{format_value(test.get('margin'))}",
+                         str(test.get("verdict", "?")).upper().replace("_", " ")])
+    if not rows:
+        return [*lines, "No test ran (no metrics for any seed)."]
+    return lines + _table(["metric [backend vs baseline]", "n", "mean diff", "CI", "margin",
+                           "verdict"], rows)
+
+
 def _config_section(result: RunResult) -> list[str]:
     config = flatten(result.config)
     sizing = next((config[k] for k in config if k.split(".")[-1] in ("sizing", "size_preset")),
@@ -355,6 +390,7 @@ def _render(result: RunResult, figures: Sequence[str], figure_notes: Sequence[st
         *_level_sections(result, include_passes=include_passes),
         *_backend_section(result),
         *_metrics_sections(result),
+        *_equivalence_section(result),
         *_config_section(result),
         *_provenance_section(result),
         "",

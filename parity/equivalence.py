@@ -1,0 +1,421 @@
+"""L5 multi-seed mode: a paired equivalence test (TOST) on per-seed metric differences.
+
+Each backend is trained once per seed; for each gated metric the paired differences
+``d_i = metric(backend, seed_i) - metric(baseline, seed_i)`` are tested against a margin ``delta``
+pre-registered in the tolerance file (``[[equivalence]]`` entries, read by
+:mod:`parity.tolerances` before any backend runs). Equivalence is declared only when both
+one-sided tests reject, i.e. the ``1 - 2 alpha`` confidence interval of the mean difference lies
+inside ``(-delta, +delta)``. A non-significant difference test is not evidence of equivalence;
+this is (``research/parity_anchors.md`` §0 item 10 and §8).
+
+NumPy and SciPy only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from parity.results import Check, jsonable
+from parity.tolerances import EquivalenceMargin, ToleranceTable
+
+__all__ = [
+    "EQUIVALENCE_METRICS",
+    "TOST_VERDICTS",
+    "TostResult",
+    "equivalence_checks",
+    "equivalence_margins",
+    "metric_value",
+    "multi_seed_evaluation",
+    "paired_tost",
+]
+
+#: Metrics tested in multi-seed mode: the gated truth metrics of :mod:`parity.evaluation`
+#: (``gated``) and the data-consistency R-factor (``data_consistency``).
+EQUIVALENCE_METRICS: tuple[str, ...] = ("ssim_amp", "ssim_phase", "mae_amp", "mae_phase",
+                                        "r_factor")
+
+#: Outcomes of :func:`paired_tost`.
+TOST_VERDICTS: tuple[str, ...] = ("equivalent", "not_equivalent", "insufficient")
+
+
+@dataclass(frozen=True)
+class TostResult:
+    """Outcome of a paired TOST.
+
+    Attributes
+    ----------
+    n : int
+        Number of paired seeds.
+    mean : float
+        Mean difference ``actual - expected`` (metric units); NaN when ``n == 0``.
+    sd : float
+        Sample standard deviation of the differences (``ddof=1``); NaN when ``n < 2``.
+    ci_low, ci_high : float
+        The ``1 - 2 alpha`` confidence interval of the mean difference (t distribution,
+        ``n - 1`` degrees of freedom); equal to ``mean`` when every difference is the same;
+        NaN when ``n < 2``.
+    p_lower : float
+        p-value of H0 ``mean <= -margin`` (NaN when ``n < 2``).
+    p_upper : float
+        p-value of H0 ``mean >= +margin`` (NaN when ``n < 2``).
+    margin : float
+        The pre-registered equivalence margin ``delta`` (> 0, metric units).
+    alpha : float
+        Level of each one-sided test.
+    verdict : str
+        One of :data:`TOST_VERDICTS`.
+    differences : tuple[float, ...]
+        The paired differences, in seed order.
+    seeds : tuple[int, ...]
+        The seed of each difference.
+    """
+
+    n: int
+    mean: float
+    sd: float
+    ci_low: float
+    ci_high: float
+    p_lower: float
+    p_upper: float
+    margin: float
+    alpha: float
+    verdict: str
+    differences: tuple[float, ...] = ()
+    seeds: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.verdict not in TOST_VERDICTS:
+            raise ValueError(f"TOST verdict {self.verdict!r}; expected one of {TOST_VERDICTS}")
+        if len(self.differences) != self.n or len(self.seeds) != self.n:
+            raise ValueError(f"TOST n={self.n} but {len(self.differences)} differences and "
+                             f"{len(self.seeds)} seeds")
+
+    @property
+    def equivalent(self) -> bool:
+        """True when the verdict is ``equivalent``."""
+        return self.verdict == "equivalent"
+
+    @property
+    def confidence(self) -> float:
+        """Level of the reported interval, ``1 - 2 alpha``."""
+        return 1.0 - 2.0 * self.alpha
+
+    @property
+    def p_value(self) -> float:
+        """The TOST p-value, ``max(p_lower, p_upper)`` (NaN when ``n < 2``)."""
+        return max(self.p_lower, self.p_upper) if self.n >= 2 else math.nan
+
+    @property
+    def message(self) -> str:
+        """One line for a reviewer."""
+        level = f"{100 * self.confidence:g} % CI"
+        if self.verdict == "insufficient":
+            return (f"INSUFFICIENT: cannot test equivalence with n={self.n} paired seed(s); "
+                    "a TOST needs at least 2")
+        interval = f"[{self.ci_low:.4g}, {self.ci_high:.4g}]"
+        inside = "inside" if self.equivalent else "not inside"
+        return (f"{self.verdict.upper().replace('_', ' ')}: mean difference {self.mean:.4g} "
+                f"(sd {self.sd:.3g}, n={self.n}); {level} {interval} {inside} "
+                f"+-{self.margin:g}; p_lower={self.p_lower:.3g}, p_upper={self.p_upper:.3g} "
+                f"(alpha {self.alpha:g})")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (NaN becomes None)."""
+        return jsonable({
+            "n": self.n, "mean_diff": self.mean, "sd": self.sd, "ci_low": self.ci_low,
+            "ci_high": self.ci_high, "confidence": self.confidence, "p_lower": self.p_lower,
+            "p_upper": self.p_upper, "p_value": self.p_value, "margin": self.margin,
+            "alpha": self.alpha, "verdict": self.verdict,
+            "differences": list(self.differences), "seeds": list(self.seeds),
+        })
+
+
+def _check_options(margin: float, alpha: float) -> None:
+    if isinstance(margin, bool) or not isinstance(margin, int | float | np.floating) \
+            or not (math.isfinite(margin) and margin > 0):
+        raise ValueError(f"equivalence margin={margin!r}; expected a finite number > 0")
+    if isinstance(alpha, bool) or not isinstance(alpha, int | float | np.floating) \
+            or not 0 < alpha < 0.5:
+        raise ValueError(f"alpha={alpha!r}; expected a number in (0, 0.5)")
+
+
+def paired_tost(expected: Sequence[float], actual: Sequence[float], *, margin: float,
+                alpha: float = 0.05, seeds: Sequence[int] | None = None) -> TostResult:
+    """Paired two one-sided t-tests (Schuirmann's TOST) of ``actual`` against ``expected``.
+
+    Parameters
+    ----------
+    expected : sequence of float
+        The baseline's metric, one value per seed.
+    actual : sequence of float
+        The tested backend's metric, same seeds in the same order.
+    margin : float
+        Equivalence margin ``delta`` (> 0, metric units), fixed before the run.
+    alpha : float
+        Level of each one-sided test, in ``(0, 0.5)``; the interval reported is ``1 - 2 alpha``.
+    seeds : sequence of int, optional
+        The seed of each pair (named in errors and recorded); default ``0 .. n-1``.
+
+    Returns
+    -------
+    TostResult
+        ``equivalent`` when both one-sided p-values are < ``alpha``; ``not_equivalent``
+        otherwise; ``insufficient`` when fewer than 2 pairs were given (nothing is tested).
+
+    Raises
+    ------
+    ValueError
+        ``expected`` and ``actual`` (or ``seeds``) of different lengths, a NaN or infinite
+        value (the message names the seed and the side), a margin that is not > 0, an alpha
+        outside ``(0, 0.5)``.
+
+    Notes
+    -----
+    With ``d_i = actual_i - expected_i``, ``m = mean(d)``, ``s = sd(d)``, ``se = s / sqrt(n)``
+    and ``T`` the t distribution with ``n - 1`` degrees of freedom:
+    ``p_lower = P(T >= (m + delta) / se)``, ``p_upper = P(T <= (m - delta) / se)``, and the
+    interval is ``m -+ t_{1-alpha} se``. Both p-values are < alpha exactly when that interval
+    lies strictly inside ``(-delta, delta)``. When all differences are equal (``s = 0``) the
+    interval collapses to ``m`` and each p-value is 0 or 1 (its limit): equivalent iff
+    ``|m| < delta``.
+
+    References
+    ----------
+    .. [1] D. J. Schuirmann, "A comparison of the two one-sided tests procedure and the power
+       approach for assessing the equivalence of average bioavailability", J. Pharmacokinet.
+       Biopharm. 15, 657-680 (1987), doi:10.1007/BF01068419.
+
+    Examples
+    --------
+    >>> r = paired_tost([0.80, 0.82, 0.81], [0.801, 0.818, 0.812], margin=0.015)
+    >>> r.verdict, r.n
+    ('equivalent', 3)
+    """
+    _check_options(margin, alpha)
+    base = np.asarray(expected, dtype=np.float64).reshape(-1)
+    ours = np.asarray(actual, dtype=np.float64).reshape(-1)
+    if base.shape != ours.shape:
+        raise ValueError(f"paired TOST: {base.size} baseline values but {ours.size} tested "
+                         "values; expected one of each per seed")
+    labels = tuple(range(base.size)) if seeds is None else tuple(int(s) for s in seeds)
+    if len(labels) != base.size:
+        raise ValueError(f"paired TOST: {len(labels)} seeds for {base.size} value pairs")
+    for side, values in (("baseline", base), ("tested", ours)):
+        bad = [labels[i] for i in np.flatnonzero(~np.isfinite(values))]
+        if bad:
+            raise ValueError(f"paired TOST: {side} metric is not finite for seed(s) {bad} "
+                             f"(values {values[~np.isfinite(values)].tolist()})")
+    diffs = ours - base
+    n = int(diffs.size)
+    margin, alpha = float(margin), float(alpha)
+    if n < 2:
+        mean = float(diffs[0]) if n == 1 else math.nan
+        return TostResult(n, mean, math.nan, math.nan, math.nan, math.nan, math.nan, margin,
+                          alpha, "insufficient", tuple(diffs.tolist()), labels)
+    mean = float(np.mean(diffs))
+    if np.ptp(diffs) == 0.0:
+        # Identical differences: no spread, the interval is the mean itself and each one-sided
+        # test rejects with certainty exactly when the mean is strictly inside its bound.
+        mean = float(diffs[0])
+        sd = 0.0
+        ci_low = ci_high = mean
+        p_lower = 0.0 if mean > -margin else 1.0
+        p_upper = 0.0 if mean < margin else 1.0
+    else:
+        sd = float(np.std(diffs, ddof=1))
+        se = sd / math.sqrt(n)
+        df = n - 1
+        p_lower = float(stats.t.sf((mean + margin) / se, df))
+        p_upper = float(stats.t.cdf((mean - margin) / se, df))
+        half = float(stats.t.ppf(1.0 - alpha, df)) * se
+        ci_low, ci_high = mean - half, mean + half
+    verdict = "equivalent" if p_lower < alpha and p_upper < alpha else "not_equivalent"
+    return TostResult(n, mean, sd, ci_low, ci_high, p_lower, p_upper, margin, alpha, verdict,
+                      tuple(diffs.tolist()), labels)
+
+
+def metric_value(metrics: Mapping[str, Any], backend: str, name: str) -> float | None:
+    """One backend's value of an :data:`EQUIVALENCE_METRICS` entry from an
+    :func:`parity.evaluation.independent_checks` metrics record (None when absent or undefined).
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not one of :data:`EQUIVALENCE_METRICS`.
+    """
+    if name not in EQUIVALENCE_METRICS:
+        raise ValueError(f"metric {name!r}; expected one of {EQUIVALENCE_METRICS}")
+    entry = metrics.get(backend)
+    if not isinstance(entry, Mapping):
+        return None
+    where = entry.get("data_consistency" if name == "r_factor" else "gated") or {}
+    value = where.get(name)
+    return None if value is None else float(value)
+
+
+def equivalence_checks(per_seed: Mapping[int, Mapping[str, Any]], backends: Sequence[str],
+                       margins: Mapping[str, EquivalenceMargin]
+                       ) -> tuple[list[Check], dict[str, dict[str, Any]]]:
+    """TOST of each backend against the baseline (``backends[0]``), per metric, over seeds.
+
+    Parameters
+    ----------
+    per_seed : mapping
+        Seed -> metrics record of :func:`parity.evaluation.independent_checks` for that seed.
+    backends : sequence of str
+        Backends; the first is the baseline.
+    margins : mapping
+        Metric -> :class:`parity.tolerances.EquivalenceMargin` for every metric of
+        :data:`EQUIVALENCE_METRICS` (:func:`equivalence_margins`).
+
+    Returns
+    -------
+    checks : list of Check
+        Level ``L5``, stage ``equivalence``, one per (backend, metric): ``pass`` (equivalent),
+        ``fail`` (not equivalent), ``error`` (fewer than 2 paired seeds, a non-finite metric,
+        or a metric defined for some seeds or one side only).
+    tests : dict
+        Backend -> metric -> :meth:`TostResult.to_dict` (or ``{"error": ...}``).
+
+    Notes
+    -----
+    A seed enters a backend's test only when both the baseline and that backend have metrics
+    for it (a failed training leaves a seed out; the message says which). A metric undefined
+    for every seed on both sides (e.g. phase SSIM of a flat-phase truth) is not tested.
+    """
+    baseline = backends[0]
+    seeds = sorted(per_seed)
+    checks: list[Check] = []
+    tests: dict[str, dict[str, Any]] = {}
+    for backend in backends[1:]:
+        tests[backend] = {}
+        paired = [s for s in seeds if isinstance(per_seed[s].get(baseline), Mapping)
+                  and isinstance(per_seed[s].get(backend), Mapping)]
+        dropped = [s for s in seeds if s not in paired]
+        note = f"; seed(s) {dropped} left out (no metrics on one side)" if dropped else ""
+        for name in EQUIVALENCE_METRICS:
+            margin = margins[name]
+            tolerance = {"rule": "TOST (paired, two one-sided t-tests)", **margin.to_dict()}
+            base = [metric_value(per_seed[s], baseline, name) for s in paired]
+            ours = [metric_value(per_seed[s], backend, name) for s in paired]
+            undefined = [s for s, b, o in zip(paired, base, ours, strict=True)
+                         if b is None or o is None]
+            if paired and len(undefined) == len(paired) and all(
+                    b is None and o is None for b, o in zip(base, ours, strict=True)):
+                continue  # undefined for this truth on every seed: nothing to test
+            if undefined:
+                message = f"metric {name} missing for seed(s) {undefined}{note}"
+                tests[backend][name] = {"error": message}
+                checks.append(Check("L5", "equivalence", name, backend, baseline, "error",
+                                    tolerance=tolerance, message=message))
+                continue
+            try:
+                result = paired_tost(base, ours, margin=margin.margin, alpha=margin.alpha,
+                                     seeds=paired)
+            except ValueError as err:
+                message = f"{name}: {err}{note}"
+                tests[backend][name] = {"error": message}
+                checks.append(Check("L5", "equivalence", name, backend, baseline, "error",
+                                    tolerance=tolerance, message=message))
+                continue
+            record = result.to_dict()
+            tests[backend][name] = record
+            verdict = {"equivalent": "pass", "not_equivalent": "fail",
+                       "insufficient": "error"}[result.verdict]
+            checks.append(Check("L5", "equivalence", name, backend, baseline, verdict,
+                                measured=record, tolerance=jsonable(tolerance),
+                                message=result.message + note))
+    return checks, tests
+
+
+def equivalence_margins(table: ToleranceTable) -> dict[str, EquivalenceMargin]:
+    """The pre-registered margin of every metric of :data:`EQUIVALENCE_METRICS`.
+
+    Raises
+    ------
+    ValueError
+        If the table has no ``[[equivalence]]`` entry for one of them (named, with the file).
+    """
+    margins = {}
+    for metric in EQUIVALENCE_METRICS:
+        try:
+            margins[metric] = table.margin(metric)
+        except KeyError as err:
+            raise ValueError(str(err).strip("'\"")) from err
+    return margins
+
+
+def multi_seed_evaluation(judge: Any, backends: Sequence[str], container: Any, data: Any,
+                          model: Any, outcomes: Mapping[str, Any], outputs: Mapping[str, Any], *,
+                          seed_tasks: Sequence[tuple[int, str]],
+                          first: tuple[list[Check], Mapping[str, Any]],
+                          margins: Mapping[str, EquivalenceMargin], margins_source: str
+                          ) -> tuple[list[Check], dict[str, Any]]:
+    """L5 in multi-seed mode: each seed's trainings through the single-seed evaluation
+    (:func:`parity.evaluation.independent_checks`), then one TOST per (backend, metric).
+
+    Parameters
+    ----------
+    judge, backends, container, data, model, outcomes, outputs
+        As for :func:`parity.evaluation.independent_checks`; ``outputs[backend][task]`` holds
+        each training task's arrays and ``outcomes[backend].manifest`` its record.
+    seed_tasks : sequence of (int, str)
+        ``(seed, train task name)`` in seed order; the first is the task named ``train``.
+    first : (list of Check, dict)
+        The checks and metrics ``independent_checks`` already returned for the first seed.
+    margins : mapping
+        :func:`equivalence_margins`, read before the backends ran.
+    margins_source : str
+        The tolerance file they came from.
+
+    Returns
+    -------
+    checks : list of Check
+        Each seed's evaluation ``error`` checks (stage ``independent.seed<s>``), then the TOST
+        checks (:func:`equivalence_checks`). A single seed's pass/fail deltas are left out:
+        one draw of a random quantity does not gate in this mode.
+    record : dict
+        ``RunResult.equivalence``: ``seeds``, ``metrics``, ``margins``, ``margins_source``,
+        ``per_seed`` (seed -> metrics record), ``training`` (seed -> backend -> task status,
+        seed, epochs run, seconds, final loss) and ``tests`` (backend -> metric -> TOST).
+    """
+    from parity.evaluation import independent_checks
+
+    per_seed: dict[int, Mapping[str, Any]] = {}
+    training: dict[str, dict[str, Any]] = {}
+    kept: list[Check] = []
+    for index, (seed, name) in enumerate(seed_tasks):
+        if index == 0:
+            seed_checks, seed_metrics = first
+        else:
+            seed_outputs = {b: {"train": outputs[b].get(name, {})} for b in backends}
+            seed_checks, seed_metrics, _ = independent_checks(
+                judge, backends, container, data, model, outcomes, seed_outputs)
+        per_seed[seed] = seed_metrics
+        kept += [replace(c, stage=f"independent.seed{seed}", message=f"seed {seed}: {c.message}")
+                 for c in seed_checks if c.verdict == "error"]
+        for backend in backends:
+            task = outcomes[backend].manifest.get("tasks", {}).get(name, {})
+            losses = task.get("history", {}).get("loss") or [None]
+            training.setdefault(str(seed), {})[backend] = {
+                "task": name, "status": task.get("status", "missing"), "seed": task.get("seed"),
+                "epochs_run": task.get("epochs_run"), "train_seconds": task.get("train_seconds"),
+                "final_loss": losses[-1]}
+    tost_checks, tests = equivalence_checks(per_seed, backends, margins)
+    record = {
+        "seeds": [seed for seed, _ in seed_tasks],
+        "metrics": list(EQUIVALENCE_METRICS),
+        "margins": {m: margins[m].to_dict() for m in EQUIVALENCE_METRICS},
+        "margins_source": margins_source,
+        "margins_fixed": "read from the tolerance file before any backend ran",
+        "per_seed": {str(s): m for s, m in per_seed.items()},
+        "training": training,
+        "tests": tests,
+    }
+    return [*kept, *tost_checks], jsonable(record)
