@@ -3,12 +3,14 @@
 Exit codes (stable): 0 parity holds, 1 divergence beyond tolerance, 2 bad input or usage (one
 ``parity: error: ...`` line on stderr, never a traceback), 3 a backend failed to run, 4 an
 internal error of the harness itself (with its traceback: a bug to report), 130 interrupted
-(Ctrl-C), 143 terminated (SIGTERM). An interrupted or terminated run writes no bundle.
+(Ctrl-C), 143 terminated (SIGTERM), 141 the reader of stdout went away (``parity show | head``:
+the shell's SIGPIPE status, quietly). An interrupted or terminated run writes no bundle.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import traceback
@@ -19,6 +21,7 @@ from typing import Any, NoReturn
 
 __all__ = [
     "EXIT_BACKEND_FAILED",
+    "EXIT_BROKEN_PIPE",
     "EXIT_DIVERGENCE",
     "EXIT_INTERNAL",
     "EXIT_INTERRUPTED",
@@ -36,6 +39,7 @@ EXIT_BACKEND_FAILED = 3
 EXIT_INTERNAL = 4
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
+EXIT_BROKEN_PIPE = 141
 
 DEFAULT_REPORTS = Path("reports")
 
@@ -342,7 +346,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError:
         previous, installed = None, False
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # a closed pipe breaks here, inside the handlers below
+        return code
     except (UsageError, ValueError, FileNotFoundError) as err:
         print(f"parity: error: {_one_line(err)}", file=sys.stderr)
         return EXIT_USAGE
@@ -353,6 +359,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("parity: interrupted; no bundle was written for this run", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # Python would report the failed flush of the closed pipe again at exit.
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except Exception as err:  # a harness bug: say so, keep the traceback, and do not exit 1
         traceback.print_exc()
         print(f"parity: internal error ({type(err).__name__}: {_one_line(err)}); this is a "

@@ -71,3 +71,15 @@ def test_unknown_subcommand_exits_2():
 def test_list_on_an_empty_root(tmp_path: Path, capsys):
     assert main(["list", "--out", str(tmp_path)]) == 0
     assert "no complete runs" in capsys.readouterr().out
+
+
+def test_a_closed_stdout_pipe_exits_quietly(tmp_path: Path):
+    """``parity cases | head -1``: the reader leaves early; no traceback, the SIGPIPE status."""
+    code = ("import sys\nfrom parity.cli import main\n"
+            "sys.exit(main(['cases']))")
+    reader = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, cwd=tmp_path)
+    reader.stdout.close()  # nobody reads: the first write breaks the pipe
+    _, stderr = reader.communicate(timeout=60)
+    assert reader.returncode == 141, stderr
+    assert b"Traceback" not in stderr
