@@ -82,3 +82,42 @@ def test_crashing_backend_is_reported_not_fatal(small_case, tmp_path):
     # the baseline's L1 results are still judged
     assert any(c.level == "L1" and c.backend == "ref" and c.verdict == "pass"
                for c in result.checks)
+
+
+def _l4_outputs(rng: np.random.Generator, *, flipped: int, shifted_fraction: float) -> tuple:
+    """Baseline and backend ``train_steps`` outputs of a 10 000-element network."""
+    from parity.runner import BackendOutcome
+
+    shapes = {"weights/encoder.block0.conv0.kernel": (3, 3, 1, 32), "weights/head.bias": (32,),
+              "weights/decoder.block0.conv0.kernel": (3, 3, 32, 34)}
+    base = {k: rng.normal(size=s).astype(np.float32) for k, s in shapes.items()}
+    ours = {k: v.copy() for k, v in base.items()}
+    ours["weights/head.bias"][:flipped] += 2e-3  # Adam's +-lr step on a ~0 gradient, flipped
+    kernel = ours["weights/decoder.block0.conv0.kernel"].reshape(-1)
+    kernel[: int(shifted_fraction * kernel.size)] += 4e-3  # a wrong update rule: 4 steps of lr
+    losses = np.array([1.0, 0.9, 0.8, 0.7], np.float32)
+    outcome = BackendOutcome(backend="x", status="ok", seconds=0.0, manifest={}, message="")
+    return ({"tf": {"train_steps": {"losses": losses, **base}},
+             "pt": {"train_steps": {"losses": losses, **ours}}},
+            {"tf": outcome, "pt": outcome})
+
+
+@pytest.mark.parametrize(("flipped", "shifted", "verdict"),
+                         [(0, 0.0, "pass"), (1, 0.0, "pass"), (1, 0.5, "fail")])
+def test_l4_weights_are_pooled_over_the_network(flipped: int, shifted: float, verdict: str) -> None:
+    """One flipped Adam step in a 32-element bias (3 % of that array) is within the pooled
+    fraction; half of a kernel moved by 4 lr is not, and the message names the worst array."""
+    from parity.divergences import load_registry
+    from parity.engine import _level4
+    from parity.judge import Judge
+    from parity.tolerances import load_table
+
+    outputs, outcomes = _l4_outputs(np.random.default_rng(0), flipped=flipped,
+                                    shifted_fraction=shifted)
+    judge = Judge(load_table(), load_registry(), device="cpu")
+    checks = _level4(judge, "pt", "tf", outcomes, outputs)
+    weights = [c for c in checks if c.stage == "weights"]
+    assert len(weights) == 1 and weights[0].quantity == "all"
+    assert weights[0].verdict == verdict, weights[0].message
+    if verdict == "fail":
+        assert "decoder.block0.conv0.kernel" in weights[0].message
