@@ -18,7 +18,8 @@ from parity.container import Container
 from parity.contract import PreparedData
 from parity.results import Check
 
-__all__ = ["GATED_METRICS", "data_consistency", "independent_checks", "truth_region"]
+__all__ = ["GATED_METRICS", "data_consistency", "independent_checks", "score_against_truth",
+           "truth_region"]
 
 #: Metrics whose backend-vs-baseline difference is gated at L5 (``metric -> path in the metrics``).
 GATED_METRICS: tuple[str, ...] = ("ssim_amp", "ssim_phase", "mae_amp", "mae_phase")
@@ -49,6 +50,23 @@ def _trusted_box(covered: np.ndarray, margin: int) -> tuple[slice, slice]:
         raise ValueError("the reconstruction covers no pixel of the truth frame")
     return (slice(rows[0] + margin, rows[-1] + 1 - margin),
             slice(cols[0] + margin, cols[-1] + 1 - margin))
+
+
+def score_against_truth(truth: np.ndarray, obj: np.ndarray, origin_px: Sequence[int],
+                        model: ModelConfig) -> dict[str, Any]:
+    """Evaluate a stitched object against the ground truth, as L5 does.
+
+    The common region of the truth and ``obj`` (placed at ``origin_px`` ``(x0, y0)``), trimmed by
+    ``stitch_crop_px // 2`` inside the covered box (the outer ring is covered by few, partial
+    crops), then :func:`parity.truth_evaluation.evaluate_against_truth` with the recommended
+    amplitude floor: alignment reported, then amplitude and phase scores.
+    """
+    from parity.truth_evaluation import RECOMMENDED_AMPLITUDE_FLOOR_FRACTION, evaluate_against_truth
+
+    crop_truth, recon, covered = truth_region(truth, np.asarray(obj), origin_px)
+    rows, cols = _trusted_box(covered, margin=model.stitch_crop_px // 2)
+    return evaluate_against_truth(crop_truth[rows, cols], recon[rows, cols],
+                                  amplitude_floor_fraction=RECOMMENDED_AMPLITUDE_FLOOR_FRACTION)
 
 
 def data_consistency(obj: np.ndarray, origin_px: Sequence[int], container: Container,
@@ -89,8 +107,6 @@ def independent_checks(judge: Any, backends: Sequence[str], container: Container
                        outputs: Mapping[str, Any]
                        ) -> tuple[list[Check], dict[str, Any], dict[str, np.ndarray]]:
     """Metrics per backend, their differences, and the L5 ``independent`` checks."""
-    from parity.truth_evaluation import RECOMMENDED_AMPLITUDE_FLOOR_FRACTION, evaluate_against_truth
-
     metrics: dict[str, Any] = {}
     evidence: dict[str, np.ndarray] = {}
     checks: list[Check] = []
@@ -104,12 +120,8 @@ def independent_checks(judge: Any, backends: Sequence[str], container: Container
         entry: dict[str, Any] = {"data_consistency": data_consistency(obj, origin, container,
                                                                       data, model)}
         if container.object_truth is not None:
-            truth, recon, covered = truth_region(container.object_truth, obj, origin)
-            rows, cols = _trusted_box(covered, margin=model.stitch_crop_px // 2)
             try:
-                evaluation = evaluate_against_truth(
-                    truth[rows, cols], recon[rows, cols],
-                    amplitude_floor_fraction=RECOMMENDED_AMPLITUDE_FLOOR_FRACTION)
+                evaluation = score_against_truth(container.object_truth, obj, origin, model)
             except (ValueError, TypeError) as err:  # e.g. NaN in a diverged reconstruction
                 checks.append(Check("L5", "independent", "evaluation", backend, "truth", "error",
                                     message=f"{backend}: cannot evaluate against truth: {err}"))
