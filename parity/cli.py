@@ -162,6 +162,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         train_overrides=_parse_overrides(args.train, "train"),
         reports_root=Path(args.out), timeout_s=args.timeout, isolation=args.isolation,
         injections=injections, progress=_progress_printer(args.quiet),
+        parallel=not args.sequential,
     )
     first = result.first_divergence
     print(f"verdict: {result.verdict} (exit {result.exit_code})")
@@ -272,6 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "equivalence test (TOST) per metric, with the margins pre-registered "
                           "in parity/tolerances.toml [[equivalence]]; L0-L4 stay single-seed. "
                           "Needs level L5; default: one training with train.seed")
+    run.add_argument("--sequential", action="store_true",
+                     help="run the backends one after another with every core each, instead of "
+                          "side by side with the cores shared out (the default)")
     run.add_argument("--model", action="append", metavar="KEY=VALUE",
                      help="ModelConfig override (repeatable)")
     run.add_argument("--train", action="append", metavar="KEY=VALUE",

@@ -41,12 +41,16 @@ class Judge:
 
     def _evaluate(self, expected: np.ndarray, actual: np.ndarray, *, name: str, rtol: float,
                   atol: float, atol_scale: str, max_fraction: float,
-                  min_cosine: float | None) -> tuple[bool, dict[str, Any]]:
+                  min_cosine: float | None,
+                  group_max_abs: float | None = None) -> tuple[bool, dict[str, Any]]:
         expected = np.asarray(expected)
         actual = np.asarray(actual)
-        scale = float(np.max(np.abs(expected))) if expected.size and np.isfinite(expected).all() \
-            else 1.0
-        atol_abs = atol * scale if atol_scale == "max_abs" else atol
+        if atol_scale == "group_max_abs":
+            scale = float(group_max_abs)  # type: ignore[arg-type]  # checked by compare
+        else:
+            scale = float(np.max(np.abs(expected))) \
+                if expected.size and np.isfinite(expected).all() else 1.0
+        atol_abs = atol if atol_scale == "absolute" else atol * scale
         comparison = compare_arrays(name, expected, actual, rtol=rtol, atol=atol_abs)
         measured = comparison.to_dict()
         passed = bool(comparison.passed)
@@ -64,17 +68,28 @@ class Judge:
         return passed, measured
 
     def compare(self, *, level: str, stage: str, quantity: str, backend: str, reference: str,
-                expected: np.ndarray, actual: np.ndarray) -> Check:
-        """One check of ``actual`` (from ``backend``) against ``expected`` (from ``reference``)."""
+                expected: np.ndarray, actual: np.ndarray,
+                group_max_abs: float | None = None) -> Check:
+        """One check of ``actual`` (from ``backend``) against ``expected`` (from ``reference``).
+
+        ``group_max_abs``: the largest magnitude over the group ``expected`` belongs to, the
+        scale of a ``group_max_abs`` tolerance (required by such an entry, else an ``error``).
+        """
         try:
             tol: Tolerance = self.table.lookup(level=level, stage=stage, quantity=quantity,
                                                dtype=self.dtype, device=self.device)
         except KeyError as err:
             return Check(level, stage, quantity, backend, reference, "error",
                          message=str(err).strip("'\""))
+        if tol.atol_scale == "group_max_abs" and (
+                group_max_abs is None or not np.isfinite(group_max_abs)):
+            return Check(level, stage, quantity, backend, reference, "error",
+                         message=f"tolerance {tol.key} scales atol by its group's max magnitude, "
+                                 f"but the caller gave {group_max_abs}")
         passed, measured = self._evaluate(
             expected, actual, name=f"{stage}.{quantity}", rtol=tol.rtol, atol=tol.atol,
-            atol_scale=tol.atol_scale, max_fraction=tol.max_fraction, min_cosine=tol.min_cosine)
+            atol_scale=tol.atol_scale, max_fraction=tol.max_fraction, min_cosine=tol.min_cosine,
+            group_max_abs=group_max_abs)
         allowance = self.registry.find(backend=backend, level=level, stage=stage,
                                        quantity=quantity, device=self.device)
         verdict = "pass" if passed else "fail"

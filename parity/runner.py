@@ -21,7 +21,14 @@ from typing import Any
 
 from parity.worker import HARNESS_PID_ENV, PROGRESS_PREFIX, run_job
 
-__all__ = ["BackendOutcome", "run_backend"]
+__all__ = ["BackendOutcome", "JobCancelledError", "run_backend"]
+
+class JobCancelledError(Exception):
+    """A running job was stopped because the harness is stopping (Ctrl-C, SIGTERM, an error)."""
+
+
+#: Seconds between checks of a job's cancel flag while its process runs.
+CANCEL_POLL_S = 0.2
 
 #: Lines of log kept in the outcome message when a backend fails.
 LOG_TAIL_LINES = 30
@@ -115,7 +122,8 @@ def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
 
 def run_backend(job_dir: Path, *, timeout_s: float, isolation: str = "subprocess",
                 on_progress: Callable[[dict[str, Any]], None] | None = None,
-                adapter: Any = None, env: dict[str, str] | None = None) -> BackendOutcome:
+                adapter: Any = None, env: dict[str, str] | None = None,
+                cancel: threading.Event | None = None) -> BackendOutcome:
     """Run the job in ``job_dir`` (``job.json`` written by the caller).
 
     Parameters
@@ -131,6 +139,10 @@ def run_backend(job_dir: Path, *, timeout_s: float, isolation: str = "subprocess
         Called with each progress event.
     env : dict, optional
         Extra environment variables for the subprocess.
+    cancel : threading.Event, optional
+        Set by another thread to stop the job: its process group is killed and
+        :class:`JobCancelledError` raised (jobs run side by side cannot see the main thread's
+        Ctrl-C themselves).
     """
     job_dir = Path(job_dir)
     job = json.loads((job_dir / "job.json").read_text())
@@ -176,8 +188,17 @@ def run_backend(job_dir: Path, *, timeout_s: float, isolation: str = "subprocess
         reader = threading.Thread(target=pump, daemon=True)
         reader.start()
         timed_out = False
+        deadline = time.monotonic() + timeout_s
         try:
-            process.wait(timeout=timeout_s)
+            while True:
+                try:
+                    process.wait(timeout=min(CANCEL_POLL_S, max(deadline - time.monotonic(), 0)))
+                    break
+                except subprocess.TimeoutExpired:
+                    if cancel is not None and cancel.is_set():
+                        raise JobCancelledError(f"{backend}: stopped with the harness") from None
+                    if time.monotonic() >= deadline:
+                        raise
         except subprocess.TimeoutExpired:
             timed_out = True
             _kill_group(process)

@@ -160,11 +160,12 @@ def run_and_report(*, case: str | None = None, container_path: str | None = None
                    reports_root: Path = Path("reports"), timeout_s: float = 900.0,
                    isolation: str = "subprocess", injections: Mapping[str, str] | None = None,
                    progress: Callable[[dict[str, Any]], None] | None = None,
-                   seeds: tuple[int, ...] = ()
+                   seeds: tuple[int, ...] = (), parallel: bool = True
                    ) -> tuple[Path, RunResult]:
     """Run the ladder and commit a timestamped bundle; return ``(bundle path, result)``.
 
-    ``seeds`` (at least 2) turns on the L5 multi-seed equivalence mode (:class:`RunPlan`).
+    ``seeds`` (at least 2) turns on the L5 multi-seed equivalence mode; ``parallel`` runs the
+    backends' jobs side by side (both: :class:`RunPlan`).
 
     Raises
     ------
@@ -190,7 +191,7 @@ def run_and_report(*, case: str | None = None, container_path: str | None = None
     plan = RunPlan(container=container, model=model, train=train, backends=backends,
                    levels=levels, device=device, seed=seed, timeout_s=timeout_s,
                    isolation=isolation, injections=dict(injections or {}), sizing=sizing,
-                   seeds=tuple(seeds))
+                   seeds=tuple(seeds), parallel=parallel)
     stamp = stamp_now()
     work = Path(tempfile.mkdtemp(prefix="parity-run-"))
     try:

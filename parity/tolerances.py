@@ -21,10 +21,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEFAULT_TABLE", "EquivalenceMargin", "Tolerance", "ToleranceTable", "load_table"]
+__all__ = ["ATOL_SCALES", "DEFAULT_TABLE", "EquivalenceMargin", "Tolerance", "ToleranceTable", "load_table"]
 
 #: The project's tolerance file.
 DEFAULT_TABLE = Path(__file__).with_name("tolerances.toml")
+
+#: How a tolerance's ``atol`` is scaled (see :class:`Tolerance`).
+ATOL_SCALES: tuple[str, ...] = ("absolute", "max_abs", "group_max_abs")
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,11 @@ class Tolerance:
     rtol, atol : float
         ``|actual - expected| <= atol_eff + rtol * |expected|`` elementwise.
     atol_scale : str
-        ``absolute`` (atol as is) or ``max_abs`` (atol times ``max|expected|``).
+        ``absolute`` (atol as is), ``max_abs`` (atol times ``max|expected|``) or
+        ``group_max_abs`` (atol times the largest magnitude over a group of arrays the caller
+        names, e.g. every gradient of the network: a bias gradient is a sum over all pixels whose
+        cancellation leaves it far smaller than its terms, so its own magnitude is no scale for
+        float32 rounding).
     min_cosine : float or None
         Also require cosine similarity >= this (gradients).
     max_fraction : float
@@ -65,7 +72,7 @@ class Tolerance:
     def __post_init__(self) -> None:
         if self.rtol < 0 or self.atol < 0:
             raise ValueError(f"tolerance {self.key}: rtol and atol must be >= 0")
-        if self.atol_scale not in ("absolute", "max_abs"):
+        if self.atol_scale not in ATOL_SCALES:
             raise ValueError(f"tolerance {self.key}: atol_scale {self.atol_scale!r}")
         if not self.reason.strip():
             raise ValueError(f"tolerance {self.key} has no reason")
@@ -76,8 +83,8 @@ class Tolerance:
         return f"{self.level}/{self.stage}/{self.quantity}/{self.dtype}/{self.device}"
 
     def effective_atol(self, max_abs_expected: float) -> float:
-        """``atol`` in absolute units for an expected array with this max magnitude."""
-        return self.atol * max_abs_expected if self.atol_scale == "max_abs" else self.atol
+        """``atol`` in absolute units for this max magnitude (of the array or of its group)."""
+        return self.atol if self.atol_scale == "absolute" else self.atol * max_abs_expected
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (printed next to each measured value in reports)."""

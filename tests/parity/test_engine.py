@@ -121,3 +121,40 @@ def test_l4_weights_are_pooled_over_the_network(flipped: int, shifted: float, ve
     assert weights[0].verdict == verdict, weights[0].message
     if verdict == "fail":
         assert "decoder.block0.conv0.kernel" in weights[0].message
+
+
+def test_backend_jobs_share_the_cores_when_run_side_by_side(monkeypatch) -> None:
+    from parity.engine import _job_threads
+
+    container = get_case("small").build(0)
+    case = get_case("small")
+    plan = RunPlan(container=container, model=case.model_config(), train=case.train_config())
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3, 4}, raising=False)
+    assert _job_threads(plan) == {"OMP_NUM_THREADS": "2"}  # 5 cores, 2 backends
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert _job_threads(plan) == {}  # the caller's pinning is kept
+    for other in ({"parallel": False}, {"isolation": "inprocess"}, {"backends": ("torch",)}):
+        assert _job_threads(RunPlan(container=container, model=case.model_config(),
+                                    train=case.train_config(), **other)) is None
+
+
+def test_a_failed_cross_inference_job_marks_its_backend(tmp_path: Path) -> None:
+    """The short same-weights job is merged into its backend's outcome: tasks, log and status."""
+    from parity.engine import _merge_outcomes
+    from parity.runner import BackendOutcome
+
+    main_log, extra_log = tmp_path / "main.log", tmp_path / "cross" / "backend.log"
+    extra_log.parent.mkdir()
+    main_log.write_text("main job\n")
+    extra_log.write_text("Traceback: boom\n")
+    main = BackendOutcome("torch", "ok", 10.0, {"tasks": {"train": {"status": "ok"}}}, main_log)
+    extra = BackendOutcome("torch", "crashed", 2.0,
+                           {"tasks": {"baseline_weights": {"status": "error"}}}, extra_log,
+                           "exit code 1")
+    merged = _merge_outcomes(main, extra)
+    assert merged.status == "crashed" and merged.seconds == 12.0
+    assert set(merged.manifest["tasks"]) == {"train", "baseline_weights"}
+    assert "cross-inference job: exit code 1" in merged.message
+    assert "Traceback: boom" in main_log.read_text()
+    assert _merge_outcomes(main, BackendOutcome("torch", "ok", 1.0, {}, extra_log)).status == "ok"
