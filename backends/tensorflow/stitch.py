@@ -4,9 +4,9 @@ Twin of ``backends/torch/stitch.py``; float64 reference
 :func:`parity.oracle.stitch.stitch_patches`.
 The canvas geometry (integer origin, size) is computed on the host from the ``(n, 2)`` centres by
 :func:`parity.oracle.stitch.canvas_geometry` / :func:`~parity.oracle.stitch.crop_corners`; the
-splat runs on the device: the four bilinear taps of every crop pixel of every patch go into one
-``tf.math.unsorted_segment_sum`` over a ``(H' W', 3)`` accumulator holding Re, Im and the overlap
-count, then ``numerator / (count + STITCH_NORM_EPS)``. ``unsorted_segment_sum`` has a
+splat runs on the device: the four bilinear taps of every patch are summed on its ``(M+1)**2``
+footprint, and all footprints go into one ``tf.math.unsorted_segment_sum`` over a ``(H' W', 3)``
+accumulator holding Re, Im and the overlap count, then ``numerator / (count + STITCH_NORM_EPS)``. ``unsorted_segment_sum`` has a
 deterministic GPU kernel under ``tf.config.experimental.enable_op_determinism()``.
 """
 
@@ -83,21 +83,23 @@ def stitch_patches(patches: Any, centres_px: np.ndarray, *,
     -----
     ``sum_taps w * crop / (sum_taps w + STITCH_NORM_EPS)`` accumulated over all patches; tap
     weights are computed in float64 on the host (per patch) and splatted in float32. No Python
-    loop over patches.
+    loop over patches: the four taps are summed on each patch's ``(M+1)**2`` footprint, then one
+    segment sum places every footprint.
     """
     crops, integer, frac, origin, (height, width) = _prepare(patches, centres_px, crop_px)
-    n = int(crops.shape[0])
-    rows = np.arange(crop_px, dtype=np.int64)
-    index = np.stack([
-        (integer[:, 1, None, None] + dy + rows[None, :, None]) * width
-        + integer[:, 0, None, None] + dx + rows[None, None, :]
-        for dy, dx in _TAPS])                                            # (4, n, M, M) host
+    n, side = int(crops.shape[0]), crop_px + 1
     weights = tf.constant(np.stack(_tap_weights(frac)).astype(np.float32))[:, :, None, None, None]
     values = tf.stack([tf.math.real(crops), tf.math.imag(crops), tf.ones_like(tf.math.real(crops))],
                       axis=-1)                                           # (n, M, M, 3)
-    splat = weights * values[None]                                       # (4, n, M, M, 3)
+    # The four taps of a patch land on one (M+1)^2 footprint: sum them there first (four padded
+    # copies), then ONE segment sum of n (M+1)^2 rows instead of 4 n M^2.
+    footprint = tf.add_n([tf.pad(weights[t] * values, [[0, 0], [dy, 1 - dy], [dx, 1 - dx], [0, 0]])
+                          for t, (dy, dx) in enumerate(_TAPS)])          # (n, M+1, M+1, 3)
+    rows = np.arange(side, dtype=np.int64)
+    index = ((integer[:, 1, None, None] + rows[None, :, None]) * width
+             + integer[:, 0, None, None] + rows[None, None, :])          # (n, M+1, M+1) host
     accumulator = tf.math.unsorted_segment_sum(
-        tf.reshape(splat, (4 * n * crop_px * crop_px, 3)),
+        tf.reshape(footprint, (n * side * side, 3)),
         tf.constant(index.reshape(-1).astype(np.int32)), height * width)
     denominator = accumulator[:, 2] + STITCH_NORM_EPS  # real division of Re and Im alike
     obj = tf.complex(accumulator[:, 0] / denominator, accumulator[:, 1] / denominator)

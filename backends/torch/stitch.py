@@ -4,8 +4,9 @@ Twin of ``backends/tensorflow/stitch.py``; float64 reference
 :func:`parity.oracle.stitch.stitch_patches`.
 The canvas geometry (integer origin, size) is computed on the host from the ``(n, 2)`` centres by
 :func:`parity.oracle.stitch.canvas_geometry` / :func:`~parity.oracle.stitch.crop_corners`; the
-splat runs on the device: the four bilinear taps of every crop pixel of every patch go into one
-``index_add_`` on a ``(H' W', 3)`` accumulator holding Re, Im and the overlap count, then
+splat runs on the device: the four bilinear taps of every patch are summed on its ``(M+1)**2``
+footprint, and all footprints go into one ``index_add_`` on a ``(H' W', 3)`` accumulator holding
+Re, Im and the overlap count, then
 ``numerator / (count + STITCH_NORM_EPS)``. ``index_add_`` is deterministic on CUDA under
 ``torch.use_deterministic_algorithms(True)``.
 """
@@ -81,23 +82,26 @@ def stitch_patches(patches: np.ndarray | torch.Tensor, centres_px: np.ndarray, *
     -----
     ``sum_taps w * crop / (sum_taps w + STITCH_NORM_EPS)`` accumulated over all patches; taps are
     weighted in float64 on the host (per patch) and splatted in float32. No Python loop over
-    patches.
+    patches: the four taps are summed on each patch's ``(M+1)**2`` footprint, then one
+    ``index_add_`` places every footprint.
     """
     crops, integer, frac, origin, (height, width) = _prepare(patches, centres_px, crop_px)
     device = crops.device
-    n = crops.shape[0]
-    rows = torch.arange(crop_px, device=device, dtype=torch.int64)
-    corner = torch.as_tensor(integer, device=device)
+    n, side = crops.shape[0], crop_px + 1
     weights = torch.as_tensor(np.stack(_tap_weights(frac)), dtype=torch.float32, device=device)
-    index = torch.stack([
-        (corner[:, 1, None, None] + dy + rows[None, :, None]) * width
-        + corner[:, 0, None, None] + dx + rows[None, None, :]
-        for dy, dx in _TAPS])                                           # (4, n, M, M)
-    values = torch.view_as_real(crops)                                   # (n, M, M, 2)
-    w = weights[:, :, None, None, None]                                 # (4, n, 1, 1, 1)
-    splat = torch.cat([w * values, w.expand(4, n, crop_px, crop_px, 1)], dim=-1)
+    values = torch.cat([torch.view_as_real(crops),
+                        torch.ones((n, crop_px, crop_px, 1), device=device)], dim=-1)  # (n,M,M,3)
+    # The four taps of a patch land on one (M+1)^2 footprint: sum them there first (four shifted
+    # slices), then ONE index_add_ of n (M+1)^2 rows instead of 4 n M^2.
+    footprint = torch.zeros((n, side, side, 3), dtype=torch.float32, device=device)
+    for t, (dy, dx) in enumerate(_TAPS):  # four taps, not patches
+        footprint[:, dy:dy + crop_px, dx:dx + crop_px] += weights[t][:, None, None, None] * values
+    rows = torch.arange(side, device=device, dtype=torch.int64)
+    corner = torch.as_tensor(integer, device=device)
+    index = ((corner[:, 1, None, None] + rows[None, :, None]) * width
+             + corner[:, 0, None, None] + rows[None, None, :])           # (n, M+1, M+1)
     accumulator = torch.zeros((height * width, 3), dtype=torch.float32, device=device)
-    accumulator.index_add_(0, index.reshape(-1), splat.reshape(-1, 3))
+    accumulator.index_add_(0, index.reshape(-1), footprint.reshape(-1, 3))
     numerator = torch.complex(accumulator[:, 0], accumulator[:, 1])
     obj = numerator / (accumulator[:, 2] + STITCH_NORM_EPS)
     return obj.reshape(height, width).cpu().numpy(), origin
