@@ -5,8 +5,8 @@ Twin of ``backends/tensorflow/stitch.py``; float64 reference
 The canvas geometry (integer origin, size) is computed on the host from the ``(n, 2)`` centres by
 :func:`parity.oracle.stitch.canvas_geometry` / :func:`~parity.oracle.stitch.crop_corners`; the
 splat runs on the device: the four bilinear taps of every patch are summed on its ``(M+1)**2``
-footprint, and all footprints go into one ``index_add_`` on a ``(H' W', 3)`` accumulator holding
-Re, Im and the overlap count, then
+footprint, and all footprints go into one ``index_add_`` on a complex numerator (and one on the
+real overlap count), then
 ``numerator / (count + STITCH_NORM_EPS)``. ``index_add_`` is deterministic on CUDA under
 ``torch.use_deterministic_algorithms(True)``.
 """
@@ -89,21 +89,24 @@ def stitch_patches(patches: np.ndarray | torch.Tensor, centres_px: np.ndarray, *
     device = crops.device
     n, side = crops.shape[0], crop_px + 1
     weights = torch.as_tensor(np.stack(_tap_weights(frac)), dtype=torch.float32, device=device)
-    values = torch.cat([torch.view_as_real(crops),
-                        torch.ones((n, crop_px, crop_px, 1), device=device)], dim=-1)  # (n,M,M,3)
     # The four taps of a patch land on one (M+1)^2 footprint: sum them there first (four shifted
-    # slices), then ONE index_add_ of n (M+1)^2 rows instead of 4 n M^2.
-    footprint = torch.zeros((n, side, side, 3), dtype=torch.float32, device=device)
+    # slices), then ONE index_add_ of n (M+1)^2 values instead of 4 n M^2 (complex numerator and
+    # real overlap count side by side: no stacking of Re, Im and count into one tensor).
+    footprint = torch.zeros((n, side, side), dtype=torch.complex64, device=device)
+    coverage = torch.zeros((n, side, side), dtype=torch.float32, device=device)
     for t, (dy, dx) in enumerate(_TAPS):  # four taps, not patches
-        footprint[:, dy:dy + crop_px, dx:dx + crop_px] += weights[t][:, None, None, None] * values
+        tap = weights[t][:, None, None]
+        footprint[:, dy:dy + crop_px, dx:dx + crop_px] += tap * crops
+        coverage[:, dy:dy + crop_px, dx:dx + crop_px] += tap
     rows = torch.arange(side, device=device, dtype=torch.int64)
     corner = torch.as_tensor(integer, device=device)
     index = ((corner[:, 1, None, None] + rows[None, :, None]) * width
-             + corner[:, 0, None, None] + rows[None, None, :])           # (n, M+1, M+1)
-    accumulator = torch.zeros((height * width, 3), dtype=torch.float32, device=device)
-    accumulator.index_add_(0, index.reshape(-1), footprint.reshape(-1, 3))
-    numerator = torch.complex(accumulator[:, 0], accumulator[:, 1])
-    obj = numerator / (accumulator[:, 2] + STITCH_NORM_EPS)
+             + corner[:, 0, None, None] + rows[None, None, :]).reshape(-1)  # (n (M+1)^2,)
+    numerator = torch.zeros(height * width, dtype=torch.complex64, device=device)
+    numerator.index_add_(0, index, footprint.reshape(-1))
+    count = torch.zeros(height * width, dtype=torch.float32, device=device)
+    count.index_add_(0, index, coverage.reshape(-1))
+    obj = numerator / (count + STITCH_NORM_EPS)
     return obj.reshape(height, width).cpu().numpy(), origin
 
 
