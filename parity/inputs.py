@@ -6,6 +6,8 @@ axis-order bugs.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from parity.architecture import init_weights
@@ -14,7 +16,8 @@ from parity.container import Container
 from parity.contract import PreparedData
 from parity.conventions import centre_mask
 
-__all__ = ["initial_weights", "l4_batches", "network_batch", "physics_inputs"]
+__all__ = ["NOISE_FLOOR_JITTER", "initial_weights", "l4_batches", "network_batch",
+           "perturbed_weights", "physics_inputs"]
 
 
 def _smooth_complex(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
@@ -87,3 +90,20 @@ def l4_batches(data: PreparedData, train: TrainConfig, *, steps: int,
 def initial_weights(config: ModelConfig, *, seed: int) -> dict[str, np.ndarray]:
     """The NumPy-initialised weights pushed into every backend for L2-L4."""
     return init_weights(config, seed)
+
+
+#: Relative jitter of the L4 noise-floor weights: a few float32 ulps (2**-23 ~ 1.2e-7).
+NOISE_FLOOR_JITTER = 1e-7
+
+
+def perturbed_weights(weights: Mapping[str, np.ndarray], *, seed: int) -> dict[str, np.ndarray]:
+    """``weights`` times ``1 + NOISE_FLOOR_JITTER * (+-1)`` elementwise (seeded signs).
+
+    The baseline reruns the L4 steps from these to measure its own chaotic spread: how far float
+    rounding alone carries a few Adam steps (Adam turns noise in a ~0 gradient into a +-lr step).
+    Zero weights (initial biases) stay zero; the kernels' jitter reaches every output.
+    """
+    rng = np.random.default_rng([int(seed), 7])
+    return {name: (np.asarray(value, np.float64)
+                   * (1 + NOISE_FLOOR_JITTER * rng.choice((-1.0, 1.0), np.shape(value))))
+            .astype(np.asarray(value).dtype) for name, value in weights.items()}

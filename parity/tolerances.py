@@ -50,6 +50,10 @@ class Tolerance:
         Also require cosine similarity >= this (gradients).
     max_fraction : float
         Fraction of elements allowed outside the elementwise bound (0: none).
+    noise_factor : float or None
+        Chaotic stages (L4): a check that fails the bound above still passes when the backends
+        differ by at most this many times the baseline's own noise floor, measured in the same
+        run (the baseline rerun from weights perturbed by one part in 1e7).
     reason : str
         Why this value.
     calibration : str
@@ -68,10 +72,13 @@ class Tolerance:
     min_cosine: float | None = None
     max_fraction: float = 0.0
     calibration: str = ""
+    noise_factor: float | None = None
 
     def __post_init__(self) -> None:
         if self.rtol < 0 or self.atol < 0:
             raise ValueError(f"tolerance {self.key}: rtol and atol must be >= 0")
+        if self.noise_factor is not None and not self.noise_factor >= 1:
+            raise ValueError(f"tolerance {self.key}: noise_factor must be >= 1")
         if self.atol_scale not in ATOL_SCALES:
             raise ValueError(f"tolerance {self.key}: atol_scale {self.atol_scale!r}")
         if not self.reason.strip():

@@ -158,3 +158,25 @@ def test_a_failed_cross_inference_job_marks_its_backend(tmp_path: Path) -> None:
     assert "cross-inference job: exit code 1" in merged.message
     assert "Traceback: boom" in main_log.read_text()
     assert _merge_outcomes(main, BackendOutcome("torch", "ok", 1.0, {}, extra_log)).status == "ok"
+
+
+@pytest.mark.parametrize(("noise_scale", "verdict"), [(1.0, "pass"), (0.01, "fail")])
+def test_l4_judges_chaotic_steps_against_the_baselines_noise_floor(noise_scale: float,
+                                                                    verdict: str) -> None:
+    """Half of the weights moved by 4 lr fails the elementwise bound; it passes when the
+    baseline's own rerun from jittered weights spreads as far (chaos), not when it stays close."""
+    from parity.divergences import load_registry
+    from parity.engine import _level4
+    from parity.judge import Judge
+    from parity.tolerances import load_table
+
+    rng = np.random.default_rng(3)
+    outputs, outcomes = _l4_outputs(rng, flipped=0, shifted_fraction=0.5)
+    base, ours = outputs["tf"]["train_steps"], outputs["pt"]["train_steps"]
+    noise = {k: (base[k] + noise_scale * (ours[k] - base[k]) * rng.choice((-1, 1), base[k].shape)
+                 ).astype(np.float32) for k in base if k.startswith("weights/")}
+    outputs["tf"]["train_steps_noise"] = {"losses": base["losses"], **noise}
+    judge = Judge(load_table(), load_registry(), device="cpu")
+    weights = next(c for c in _level4(judge, "pt", "tf", outcomes, outputs) if c.stage == "weights")
+    assert weights.verdict == verdict, weights.message
+    assert weights.measured["noise_floor_ratio"] == pytest.approx(1 / noise_scale, rel=1e-3)
