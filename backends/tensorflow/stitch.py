@@ -6,8 +6,9 @@ The canvas geometry (integer origin, size) is computed on the host from the ``(n
 :func:`parity.oracle.stitch.canvas_geometry` / :func:`~parity.oracle.stitch.crop_corners`; the
 splat runs on the device: the four bilinear taps of every patch are summed on its ``(M+1)**2``
 footprint, and all footprints go into one ``tf.math.unsorted_segment_sum`` over a ``(H' W', 3)``
-accumulator holding Re, Im and the overlap count, then ``numerator / (count + STITCH_NORM_EPS)``. ``unsorted_segment_sum`` has a
-deterministic GPU kernel under ``tf.config.experimental.enable_op_determinism()``.
+accumulator holding Re, Im and the overlap count, then ``numerator / (count + STITCH_NORM_EPS)``.
+``unsorted_segment_sum`` has a deterministic GPU kernel under
+``tf.config.experimental.enable_op_determinism()``.
 """
 
 from __future__ import annotations
