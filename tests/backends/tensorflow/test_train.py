@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +16,9 @@ from backends.tensorflow import train as tf_train  # noqa: E402
 from parity.architecture import init_weights  # noqa: E402
 from parity.config import ModelConfig, TrainConfig  # noqa: E402
 from parity.oracle import network as oracle_network  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
+from default_case import ssim, train_default_case  # noqa: E402
 
 #: Loss of the exact step (a traced tf.function) vs loss_value of the eager forward_outputs, as a
 #: relative difference. Measured 0 (bit-identical) on CPU; graph rewrites may fuse kernels on
@@ -196,38 +201,6 @@ def test_fit_rejects_data_of_another_size(make_case, tmp_path):
                      case.data, tmp_path)
 
 
-def _train_default_case(tmp_path, *, epochs: int) -> tuple:
-    """Train the built-in ``default`` case (``fixtures/cases.py``) from scratch for ``epochs``.
-
-    Returns ``(result, before, after)``: the :class:`TrainResult` and the truth evaluation
-    (:func:`parity.evaluation.score_against_truth`, what L5 reports) of the stitched object of
-    the untrained network (``fit``'s own starting point) and of the trained one.
-    """
-    from backends.tensorflow.infer import infer, predict_patches
-    from backends.tensorflow.stitch import stitch_patches
-    from fixtures.cases import get_case
-    from parity.evaluation import score_against_truth
-    from parity.prepare import group_container, prepare
-
-    case = get_case("default")
-    container, model = case.build(0), case.model_config()
-    data = prepare(container, group_container(container, model), model)
-    train = case.train_config(epochs=epochs)
-    result = tf_train.fit(model, train, data, tmp_path)
-    untrained = tf_model.build_model(model, seed=train.seed)
-    untrained.set_physics(data.probe, data.intensity_scale)
-
-    def score(patches: np.ndarray) -> dict:
-        obj, origin = stitch_patches(patches, data.centres_px, crop_px=model.stitch_crop_px)
-        return score_against_truth(container.object_truth, obj, origin, model)
-
-    return result, score(predict_patches(untrained, data)), score(infer(tmp_path, data))
-
-
-def _ssim(evaluation: dict) -> tuple[float, float]:
-    return evaluation["amplitude"]["ssim"], evaluation["phase"]["ssim"]
-
-
 def test_fit_on_the_default_case_starts_reconstructing(tmp_path):
     """The default case, 4 epochs (~40 s on 2 cores).
 
@@ -236,12 +209,12 @@ def test_fit_on_the_default_case_starts_reconstructing(tmp_path):
     the untrained network; the registered shift must stay under 2 px (a twin or drifting
     reconstruction registers far off).
     """
-    result, before, after = _train_default_case(tmp_path, epochs=4)
+    result, before, after = train_default_case("tensorflow", tmp_path, epochs=4)
     loss = result.history["loss"]
     assert result.epochs_run == 4 and loss[-1] < loss[0] - 20, loss
-    amplitude, phase = _ssim(after)
-    assert amplitude >= 0.33 and phase >= 0.25, (_ssim(before), _ssim(after))
-    assert amplitude > _ssim(before)[0] + 0.1
+    amplitude, phase = ssim(after)
+    assert amplitude >= 0.33 and phase >= 0.25, (ssim(before), ssim(after))
+    assert amplitude > ssim(before)[0] + 0.1
     assert max(abs(v) for v in after["alignment"]["shift_px"]) < 2.0, after["alignment"]
 
 
@@ -252,8 +225,8 @@ def test_fit_reconstructs_the_default_case(tmp_path):
     Measured: amplitude SSIM 0.51-0.52, phase 0.32-0.37, registered shift <= 0.1 px (1 and 2
     threads). Thresholds 0.42 / 0.25.
     """
-    result, _, after = _train_default_case(tmp_path, epochs=10)
+    result, _, after = train_default_case("tensorflow", tmp_path, epochs=10)
     assert result.history["loss"][-1] < result.history["loss"][0]
-    amplitude, phase = _ssim(after)
-    assert amplitude >= 0.42 and phase >= 0.25, _ssim(after)
+    amplitude, phase = ssim(after)
+    assert amplitude >= 0.42 and phase >= 0.25, ssim(after)
     assert max(abs(v) for v in after["alignment"]["shift_px"]) < 1.0, after["alignment"]

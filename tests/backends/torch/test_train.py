@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +23,9 @@ from backends.torch.train import (
 from parity.architecture import init_weights
 from parity.config import ModelConfig, TrainConfig
 from parity.oracle import physics as oracle
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
+from default_case import ssim, train_default_case
 
 
 def _keras_adam(weights: list[np.ndarray], grads: list[list[np.ndarray]], lrs: list[float],
@@ -223,38 +228,6 @@ def test_fit_rejects_data_of_the_wrong_size(make_case, tmp_path) -> None:
         fit(ModelConfig(N=32, gridsize=2), TrainConfig(epochs=1), case.data, tmp_path)
 
 
-def _train_default_case(tmp_path, *, epochs: int, progress=None) -> tuple:
-    """Train the built-in ``default`` case (``fixtures/cases.py``) from scratch for ``epochs``.
-
-    Returns ``(result, before, after)``: the :class:`TrainResult` and the truth evaluation
-    (:func:`parity.evaluation.score_against_truth`, what L5 reports) of the stitched object of
-    the untrained network (``fit``'s own starting point) and of the trained one.
-    """
-    from backends.torch.infer import infer, predict_patches
-    from backends.torch.stitch import stitch_patches
-    from fixtures.cases import get_case
-    from parity.evaluation import score_against_truth
-    from parity.prepare import group_container, prepare
-
-    case = get_case("default")
-    container, model = case.build(0), case.model_config()
-    data = prepare(container, group_container(container, model), model)
-    train = case.train_config(epochs=epochs)
-    result = fit(model, train, data, tmp_path, progress=progress)
-    untrained = build_model(model, seed=train.seed)
-    untrained.set_physics(data.probe, data.intensity_scale)
-
-    def score(patches: np.ndarray) -> dict:
-        obj, origin = stitch_patches(patches, data.centres_px, crop_px=model.stitch_crop_px)
-        return score_against_truth(container.object_truth, obj, origin, model)
-
-    return result, score(predict_patches(untrained, data)), score(infer(tmp_path, data))
-
-
-def _ssim(evaluation: dict) -> tuple[float, float]:
-    return evaluation["amplitude"]["ssim"], evaluation["phase"]["ssim"]
-
-
 def test_fit_on_the_default_case_starts_reconstructing(tmp_path) -> None:
     """The default case, 4 epochs (~30 s on 2 cores); history, progress and the CSV log.
 
@@ -264,8 +237,8 @@ def test_fit_on_the_default_case_starts_reconstructing(tmp_path) -> None:
     reconstruction registers far off).
     """
     seen: list[tuple[int, dict]] = []
-    result, before, after = _train_default_case(
-        tmp_path, epochs=4, progress=lambda epoch, logs: seen.append((epoch, logs)))
+    result, before, after = train_default_case(
+        "torch", tmp_path, epochs=4, progress=lambda epoch, logs: seen.append((epoch, logs)))
     history = result.history
     assert result.epochs_run == 4 and all(len(history[k]) == 4 for k in ("loss", "val_loss", "lr"))
     assert [epoch for epoch, _ in seen] == list(range(4))
@@ -277,9 +250,9 @@ def test_fit_on_the_default_case_starts_reconstructing(tmp_path) -> None:
     log = tmp_path / "lightning_logs" / "version_0" / "metrics.csv"
     header = log.read_text().splitlines()[0].split(",")
     assert {"loss", "val_loss", "lr"} <= set(header)
-    amplitude, phase = _ssim(after)
-    assert amplitude >= 0.33 and phase >= 0.25, (_ssim(before), _ssim(after))
-    assert amplitude > _ssim(before)[0] + 0.1
+    amplitude, phase = ssim(after)
+    assert amplitude >= 0.33 and phase >= 0.25, (ssim(before), ssim(after))
+    assert amplitude > ssim(before)[0] + 0.1
     assert max(abs(v) for v in after["alignment"]["shift_px"]) < 2.0, after["alignment"]
 
 
@@ -290,10 +263,10 @@ def test_fit_reconstructs_the_default_case(tmp_path) -> None:
     Measured: amplitude SSIM 0.46-0.47, phase 0.29-0.31, registered shift <= 0.03 px (1 and 2
     threads). Thresholds 0.40 / 0.24.
     """
-    result, _, after = _train_default_case(tmp_path, epochs=10)
+    result, _, after = train_default_case("torch", tmp_path, epochs=10)
     assert result.history["loss"][-1] < result.history["loss"][0]
-    amplitude, phase = _ssim(after)
-    assert amplitude >= 0.40 and phase >= 0.24, _ssim(after)
+    amplitude, phase = ssim(after)
+    assert amplitude >= 0.40 and phase >= 0.24, ssim(after)
     assert max(abs(v) for v in after["alignment"]["shift_px"]) < 1.0, after["alignment"]
 
 
