@@ -1,17 +1,14 @@
-"""Inference from a saved bundle, and the bundle format itself (written by :func:`.train.fit`).
+"""Inference from a saved bundle (written by :func:`.train.fit`).
 
-Twin of ``backends/torch/infer.py``. A bundle directory holds ``config.json``
-(``{"backend", "model", "train", "intensity_scale", "history"}``), ``weights.npz`` (neutral
-layout), ``probe.npy`` (raw probe, complex64) and ``model.weights.h5`` (the Keras 3 native
-checkpoint, ``Model.save_weights`` / ``load_weights``).
+Twin of ``backends/torch/infer.py``. The bundle layout and its framework-free files are
+:mod:`parity.bundle`'s; the native checkpoint here is ``model.weights.h5`` (Keras 3
+``Model.save_weights`` / ``load_weights``).
 """
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import asdict
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,57 +16,25 @@ import numpy as np
 
 from backends.tensorflow import _import_tensorflow
 from backends.tensorflow.model import PtychoPINN, build_model, export_weights
-from parity.config import ModelConfig, TrainConfig, config_from_dict
+from parity.bundle import BUNDLE_CONFIG, check_checkpoint_agrees, read_bundle, write_bundle
+from parity.config import TrainConfig
 from parity.contract import PreparedData
 
 tf = _import_tensorflow()
 
 __all__ = ["infer", "load_bundle", "predict_patches"]
 
-#: Files of a bundle, in the order they are checked.
-_CONFIG, _WEIGHTS, _PROBE, _CHECKPOINT = "config.json", "weights.npz", "probe.npy", "model.weights.h5"
-_BUNDLE_FILES = (_CONFIG, _WEIGHTS, _PROBE, _CHECKPOINT)
-
-
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Write through ``write(temporary_path)``, then rename onto ``path`` (never half a file).
-
-    The temporary name keeps the final suffixes (Keras insists on ``.weights.h5``).
-    """
-    temporary = path.with_name(f".partial-{path.name}")
-    write(temporary)
-    os.replace(temporary, path)
-
-
-def _write_npz(arrays: Mapping[str, np.ndarray]) -> Callable[[Path], None]:
-    def write(path: Path) -> None:
-        with open(path, "wb") as handle:
-            np.savez(handle, **arrays)
-    return write
+_CHECKPOINT = "model.weights.h5"
 
 
 def _write_bundle(bundle_dir: Path, model: PtychoPINN, train: TrainConfig, *,
                   probe: np.ndarray, intensity_scale: float,
                   history: Mapping[str, list[float]]) -> None:
-    """Save the four bundle files (each written atomically) from a trained model."""
-    bundle_dir.mkdir(parents=True, exist_ok=True)
-    config = {
-        "backend": "tensorflow",
-        "model": asdict(model.config),
-        "train": asdict(train),
-        "intensity_scale": float(intensity_scale),
-        "history": {key: [float(v) for v in values] for key, values in history.items()},
-    }
-    _atomic_write(bundle_dir / _CONFIG,
-                  lambda p: p.write_text(json.dumps(config, indent=2), encoding="utf-8"))
-    _atomic_write(bundle_dir / _WEIGHTS, _write_npz(export_weights(model)))
-
-    def write_probe(path: Path) -> None:
-        with open(path, "wb") as handle:
-            np.save(handle, np.asarray(probe, dtype=np.complex64))
-
-    _atomic_write(bundle_dir / _PROBE, write_probe)
-    _atomic_write(bundle_dir / _CHECKPOINT, lambda p: model.save_weights(str(p)))
+    """Save the bundle (:func:`parity.bundle.write_bundle`) of a trained model."""
+    write_bundle(bundle_dir, backend="tensorflow", model=model.config, train=train, probe=probe,
+                 intensity_scale=intensity_scale, history=history,
+                 weights=export_weights(model), checkpoint_name=_CHECKPOINT,
+                 write_checkpoint=lambda path: model.save_weights(str(path)))
 
 
 def load_bundle(bundle_dir: str | os.PathLike[str]) -> tuple[PtychoPINN, dict[str, Any]]:
@@ -98,53 +63,21 @@ def load_bundle(bundle_dir: str | os.PathLike[str]) -> tuple[PtychoPINN, dict[st
         Naming a file that cannot be read or parsed, a checkpoint that does not fit the
         configured network, or a ``weights.npz`` that disagrees with ``model.weights.h5``.
     """
-    bundle = Path(bundle_dir)
-    for name in _BUNDLE_FILES:
-        if not (bundle / name).is_file():
-            raise FileNotFoundError(f"bundle {bundle} lacks {name} ({bundle / name})")
-    try:
-        config = json.loads((bundle / _CONFIG).read_text(encoding="utf-8"))
-        model_config = config_from_dict(ModelConfig, dict(config["model"]))
-        intensity_scale = float(config["intensity_scale"])
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
-        raise ValueError(f"{bundle / _CONFIG} is not a valid bundle config: {err!r}") from err
-    train_config = _train_config(bundle, config)
+    files = read_bundle(bundle_dir, _CHECKPOINT)
     # The numerics the bundle was trained under (threads, op determinism, TF32 off): inference
     # in a fresh process then runs the same kernels with the same partitioning, bit for bit.
     from backends.tensorflow.train import configure_numerics
 
-    configure_numerics(seed=train_config.seed, deterministic=train_config.deterministic)
-    model = build_model(model_config, seed=0)
+    configure_numerics(seed=files.train.seed, deterministic=files.train.deterministic)
+    model = build_model(files.model, seed=0)
     try:
-        model.load_weights(str(bundle / _CHECKPOINT))
+        model.load_weights(str(files.checkpoint))
     except Exception as err:  # Keras/h5py raise several types (OSError, ValueError, KeyError)
-        raise ValueError(f"{bundle / _CHECKPOINT} is not a readable checkpoint of the network of "
-                         f"{bundle / _CONFIG}: {err}") from err
-    try:
-        with np.load(bundle / _WEIGHTS) as npz:
-            neutral = {key: npz[key] for key in npz.files}
-    except (OSError, ValueError) as err:
-        raise ValueError(f"cannot read {bundle / _WEIGHTS}: {err}") from err
-    try:
-        probe = np.load(bundle / _PROBE)
-    except (OSError, ValueError) as err:
-        raise ValueError(f"cannot read {bundle / _PROBE}: {err}") from err
-    exported = export_weights(model)
-    differing = sorted(k for k in set(exported) | set(neutral)
-                       if k not in neutral or k not in exported
-                       or not np.array_equal(exported[k], neutral[k]))
-    if differing:
-        raise ValueError(f"{bundle / _WEIGHTS} disagrees with {bundle / _CHECKPOINT} at "
-                         f"{differing[:5]} ({len(differing)} weight(s))")
-    model.set_physics(probe, intensity_scale)
-    return model, config
-
-
-def _train_config(bundle: Path, config: Mapping[str, Any]) -> TrainConfig:
-    try:
-        return config_from_dict(TrainConfig, dict(config.get("train", {})))
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{bundle / _CONFIG} holds an invalid train config: {err}") from err
+        raise ValueError(f"{files.checkpoint} is not a readable checkpoint of the network of "
+                         f"{files.directory / BUNDLE_CONFIG}: {err}") from err
+    check_checkpoint_agrees(files, export_weights(model))
+    model.set_physics(files.probe, files.intensity_scale)
+    return model, files.config
 
 
 def _predict_function(model: PtychoPINN) -> Any:

@@ -1,17 +1,14 @@
-"""Inference from a saved bundle, and the bundle format itself (written by :func:`.train.fit`).
+"""Inference from a saved bundle (written by :func:`.train.fit`).
 
-Twin of ``backends/tensorflow/infer.py``. A bundle directory holds ``config.json``
-(``{"backend", "model", "train", "intensity_scale", "history"}``), ``weights.npz`` (neutral
-layout), ``probe.npy`` (raw probe, complex64) and ``model.ckpt`` (the torch state dict, saved with
-``torch.save`` and loaded with ``weights_only=True``).
+Twin of ``backends/tensorflow/infer.py``. The bundle layout and its framework-free files are
+:mod:`parity.bundle`'s; the native checkpoint here is ``model.ckpt``, the torch state dict saved
+with ``torch.save`` and loaded with ``weights_only=True``.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -20,45 +17,25 @@ import torch
 
 from backends.torch import _select_device
 from backends.torch.model import PtychoPINN, export_weights
-from parity.config import ModelConfig, TrainConfig, config_from_dict
+from parity.bundle import BUNDLE_CONFIG, check_checkpoint_agrees, read_bundle, write_bundle
+from parity.config import TrainConfig
 from parity.contract import PreparedData
 
 __all__ = ["infer", "load_bundle", "predict_patches"]
 
-#: Files of a bundle, in the order they are checked.
-_CONFIG, _WEIGHTS, _PROBE, _CHECKPOINT = "config.json", "weights.npz", "probe.npy", "model.ckpt"
-_BUNDLE_FILES = (_CONFIG, _WEIGHTS, _PROBE, _CHECKPOINT)
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    """Write through ``write(file_object)`` to a temporary name, then rename onto ``path``."""
-    temporary = path.with_name(f".{path.name}.partial")
-    with open(temporary, "wb") as handle:
-        write(handle)
-    os.replace(temporary, path)
+_CHECKPOINT = "model.ckpt"
 
 
 def _write_bundle(bundle_dir: Path, model: PtychoPINN, train: TrainConfig, *,
                   probe: np.ndarray, intensity_scale: float,
                   history: Mapping[str, list[float]]) -> None:
-    """Save the four bundle files (each written atomically) from a trained model."""
-    bundle_dir.mkdir(parents=True, exist_ok=True)
-    config = {
-        "backend": "torch",
-        "model": asdict(model.config),
-        "train": asdict(train),
-        "intensity_scale": float(intensity_scale),
-        "history": {key: [float(v) for v in values] for key, values in history.items()},
-    }
+    """Save the bundle (:func:`parity.bundle.write_bundle`) of a trained model."""
     state = {name: tensor.detach().to("cpu").contiguous().clone()
              for name, tensor in model.state_dict().items()}
-    weights = export_weights(model)
-    _atomic_write(bundle_dir / _CONFIG,
-                  lambda f: f.write(json.dumps(config, indent=2).encode("utf-8")))
-    _atomic_write(bundle_dir / _WEIGHTS, lambda f: np.savez(f, **weights))
-    _atomic_write(bundle_dir / _PROBE,
-                  lambda f: np.save(f, np.asarray(probe, dtype=np.complex64)))
-    _atomic_write(bundle_dir / _CHECKPOINT, lambda f: torch.save(state, f))
+    write_bundle(bundle_dir, backend="torch", model=model.config, train=train, probe=probe,
+                 intensity_scale=intensity_scale, history=history,
+                 weights=export_weights(model), checkpoint_name=_CHECKPOINT,
+                 write_checkpoint=lambda path: torch.save(state, path))
 
 
 def load_bundle(bundle_dir: str | os.PathLike[str]) -> tuple[PtychoPINN, dict[str, Any]]:
@@ -85,44 +62,23 @@ def load_bundle(bundle_dir: str | os.PathLike[str]) -> tuple[PtychoPINN, dict[st
         Naming a file that cannot be read or parsed, a checkpoint that does not fit the
         configured network, or a ``weights.npz`` that disagrees with ``model.ckpt``.
     """
-    bundle = Path(bundle_dir)
-    for name in _BUNDLE_FILES:
-        if not (bundle / name).is_file():
-            raise FileNotFoundError(f"bundle {bundle} lacks {name}")
+    files = read_bundle(bundle_dir, _CHECKPOINT)
     try:
-        config = json.loads((bundle / _CONFIG).read_text(encoding="utf-8"))
-        model_config = config_from_dict(ModelConfig, dict(config["model"]))
-        intensity_scale = float(config["intensity_scale"])
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
-        raise ValueError(f"{bundle / _CONFIG} is not a valid bundle config: {err!r}") from err
-    try:
-        state = torch.load(bundle / _CHECKPOINT, map_location="cpu", weights_only=True)
+        state = torch.load(files.checkpoint, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types (pickle, zip, RuntimeError)
         raise ValueError(
-            f"{bundle / _CHECKPOINT} is not a readable torch checkpoint: {err}") from err
-    model = PtychoPINN(model_config)
+            f"{files.checkpoint} is not a readable torch checkpoint: {err}") from err
+    model = PtychoPINN(files.model)
     try:
         model.load_state_dict(state, strict=True)
     except (RuntimeError, TypeError, AttributeError) as err:
-        raise ValueError(f"{bundle / _CHECKPOINT} does not fit the network of "
-                         f"{bundle / _CONFIG}: {err}") from err
-    try:
-        with np.load(bundle / _WEIGHTS) as npz:
-            neutral = {key: npz[key] for key in npz.files}
-        probe = np.load(bundle / _PROBE)
-    except (OSError, ValueError) as err:
-        raise ValueError(f"cannot read {bundle / _WEIGHTS} or {bundle / _PROBE}: {err}") from err
-    exported = export_weights(model)
-    differing = sorted(k for k in set(exported) | set(neutral)
-                       if k not in neutral or k not in exported
-                       or not np.array_equal(exported[k], neutral[k]))
-    if differing:
-        raise ValueError(f"{bundle / _WEIGHTS} disagrees with {bundle / _CHECKPOINT} at "
-                         f"{differing[:5]} ({len(differing)} weight(s))")
+        raise ValueError(f"{files.checkpoint} does not fit the network of "
+                         f"{files.directory / BUNDLE_CONFIG}: {err}") from err
+    check_checkpoint_agrees(files, export_weights(model))
     model.to(_select_device())
-    model.set_physics(probe, intensity_scale)
+    model.set_physics(files.probe, files.intensity_scale)
     model.eval()
-    return model, config
+    return model, files.config
 
 
 def predict_patches(model: PtychoPINN, data: PreparedData, *, batch_size: int = 64) -> np.ndarray:

@@ -46,7 +46,11 @@ def test_infer_in_a_fresh_process_is_bit_identical(trained_bundle, tmp_path):
         "data = PreparedData.from_arrays(dict(np.load(sys.argv[2])))\n"
         "np.save(sys.argv[3], infer(sys.argv[1], data))\n"
     )
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    # The fresh process must run the kernels with this process's thread count (set by the
+    # conftest or by configure_numerics, whichever started TensorFlow's runtime first): thread
+    # partitioning changes float32 reduction order.
+    threads = tf.config.threading.get_intra_op_parallelism_threads()
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     completed = subprocess.run(
         [sys.executable, "-c", script, str(bundle), str(tmp_path / "data.npz"),
          str(tmp_path / "fresh.npy")], cwd=REPO, env=env, capture_output=True, text=True,
