@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
+import typing
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from parity.conventions import SUPPORTED_N
 
@@ -21,6 +25,39 @@ __all__ = ["AMP_ACTIVATIONS", "ModelConfig", "TrainConfig", "config_from_dict", 
 
 #: Amplitude head activations the reference offers (``amp_activation``).
 AMP_ACTIVATIONS: tuple[str, ...] = ("sigmoid", "swish", "softplus", "relu")
+
+
+def _check_field_types(config: Any) -> None:
+    """Raise ValueError naming the first field whose value is not of its declared type.
+
+    Accepted values are stored as the declared Python type (``np.int64(64)`` becomes ``64``).
+
+    ``int`` fields take integers (NumPy's too) but not ``bool``; ``float`` fields take any finite
+    real number but not ``bool``; ``bool`` and ``str`` fields take exactly that. Values often
+    arrive from JSON or the command line, where ``"64"``, ``64.0``, ``true`` or ``1e999`` would
+    otherwise be compared with numbers (a bare TypeError) or accepted and crash a backend later.
+    """
+    for name, kind in typing.get_type_hints(type(config)).items():
+        value = getattr(config, name)
+        is_bool = isinstance(value, bool | np.bool_)
+        if kind is bool:
+            ok = is_bool
+        elif kind is int:
+            ok = isinstance(value, numbers.Integral) and not is_bool
+        elif kind is float:
+            ok = isinstance(value, numbers.Real) and not is_bool
+            if ok and not math.isfinite(value):
+                raise ValueError(f"{type(config).__name__} option {name}={value!r}: "
+                                 "expected a finite number")
+        elif kind is str:
+            ok = isinstance(value, str)
+        else:  # a type this check does not know: __post_init__ validates it
+            continue
+        if not ok:
+            raise ValueError(f"{type(config).__name__} option {name}={value!r} is "
+                             f"{type(value).__name__}; expected {kind.__name__}")
+        # NumPy scalars become Python ones: configs go into JSON and compare exactly at L0.
+        object.__setattr__(config, name, kind(value))
 
 
 @dataclass(frozen=True)
@@ -67,6 +104,7 @@ class ModelConfig:
     stitch_crop_px: int = 20
 
     def __post_init__(self) -> None:
+        _check_field_types(self)
         if self.N not in SUPPORTED_N:
             raise ValueError(f"N={self.N} is not supported; expected one of {SUPPORTED_N}")
         if not 1 <= self.gridsize <= 4:
@@ -157,6 +195,7 @@ class TrainConfig:
     shuffle: bool = True
 
     def __post_init__(self) -> None:
+        _check_field_types(self)
         if self.epochs < 1:
             raise ValueError(f"epochs={self.epochs}; expected >= 1")
         if self.batch_size < 1:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
+import numpy as np
 import pytest
 
 from parity.config import ModelConfig, TrainConfig, config_from_dict, validation_split
@@ -76,6 +78,36 @@ def test_model_config_rejects(kwargs, match):
 def test_train_config_rejects(kwargs, match):
     with pytest.raises(ValueError, match=match):
         TrainConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("cls", "kwargs", "match"),
+    [
+        (ModelConfig, {"N": "64"}, r"ModelConfig option N='64' is str; expected int"),
+        (ModelConfig, {"N": 64.0}, r"N=64\.0 is float; expected int"),
+        (ModelConfig, {"gridsize": True}, r"gridsize=True is bool; expected int"),
+        (ModelConfig, {"object_big": 1}, r"object_big=1 is int; expected bool"),
+        (ModelConfig, {"amp_activation": None}, r"amp_activation=None is NoneType; expected str"),
+        (ModelConfig, {"probe_scale": "4"}, r"probe_scale='4' is str; expected float"),
+        (TrainConfig, {"epochs": [3]}, r"TrainConfig option epochs=\[3\] is list; expected int"),
+        (TrainConfig, {"learning_rate": float("inf")}, r"learning_rate=inf: expected a finite"),
+        (TrainConfig, {"deterministic": "yes"}, r"deterministic='yes' is str; expected bool"),
+    ],
+)
+def test_wrong_types_are_named(cls, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        cls(**kwargs)
+
+
+def test_numpy_scalars_become_python_values():
+    # Values read from NPZ metadata arrive as NumPy scalars; the config stores Python ones so that
+    # it serialises to JSON and compares exactly at L0.
+    model = ModelConfig(N=np.int64(32), probe_scale=np.float32(2.5), object_big=np.bool_(False))
+    train = TrainConfig(epochs=np.int32(2), learning_rate=np.float64(1e-3))
+    assert (type(model.N), type(model.probe_scale), type(model.object_big)) == (int, float, bool)
+    assert (type(train.epochs), type(train.learning_rate)) == (int, float)
+    assert json.loads(json.dumps(dataclasses.asdict(model)))["probe_scale"] == 2.5
+    assert ModelConfig(probe_scale=4) == ModelConfig(probe_scale=4.0)
 
 
 def test_configs_are_frozen():
