@@ -4,6 +4,8 @@ its own subprocess by default), and judges the stage ladder L0-L5.
 Order of work: shared preparation (grouping, normalisation, seeded stage inputs, NumPy weights) ->
 the float64 oracle's expectations (in process) -> the baseline backend's job -> each other
 backend's job (including inference with the baseline's trained weights) -> checks -> RunResult.
+Job files, the cache and core sharing are :mod:`parity.jobs`'; the checks of each stage are
+:mod:`parity.ladder`'s.
 
 Multi-seed mode (``RunPlan.seeds``): L5 trains each backend once per seed, as extra ``train``
 tasks of the same job, and judges the per-seed metric differences with an equivalence test
@@ -14,9 +16,6 @@ L0-L4 stay single-seed.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
-import os
 import shutil
 import tempfile
 import threading
@@ -40,10 +39,27 @@ from parity.inputs import (
     perturbed_weights,
     physics_inputs,
 )
+from parity.jobs import (
+    backend_tasks,
+    cached_or_run,
+    job_threads,
+    load_output,
+    merge_outcomes,
+    save_input,
+    train_tasks,
+    write_job,
+)
 from parity.judge import Judge
+from parity.ladder import (
+    compare_stage,
+    level0_checks,
+    level3_checks,
+    level4_checks,
+    level5_same_weights,
+)
 from parity.prepare import group_container, prepare
 from parity.results import LEVELS, BackendRun, Check, RunResult
-from parity.runner import BackendOutcome, run_backend
+from parity.runner import BackendOutcome
 from parity.tolerances import ToleranceTable, load_table
 
 __all__ = ["ISOLATIONS", "RunPlan", "run_parity"]
@@ -152,26 +168,6 @@ class RunPlan:
         object.__setattr__(self, "seeds", tuple(int(s) for s in seeds))
 
 
-def _save(path: Path, arrays: Mapping[str, Any]) -> str:
-    np.savez(path, **{k: np.asarray(v) for k, v in arrays.items()})
-    return f"../inputs/{path.name}"
-
-
-def _load(path: Path) -> dict[str, np.ndarray]:
-    if not path.exists():
-        return {}
-    with np.load(path, allow_pickle=False) as archive:
-        return {k: archive[k] for k in archive.files}
-
-
-def _train_tasks(plan: RunPlan) -> list[tuple[str, int | None]]:
-    """``(task name, training seed)`` of each L5 training: ``train`` first (its outputs feed the
-    same-weights check, the figures and ``RunResult.metrics``), then ``train_seed<s>``."""
-    if not plan.seeds:
-        return [("train", None)]
-    return [("train", plan.seeds[0]), *((f"train_seed{s}", s) for s in plan.seeds[1:])]
-
-
 def _device_kind(environment: Mapping[str, Any]) -> str:
     device = str(environment.get("device", "cpu"))
     return "cuda" if device.startswith("cuda") or device.startswith("/GPU") or "gpu" in \
@@ -232,22 +228,22 @@ def _run(plan: RunPlan, work: Path, table: ToleranceTable, known: DivergenceRegi
     inputs_dir.mkdir(exist_ok=True)
     oracle = OracleAdapter()
     expected: dict[str, dict[str, np.ndarray]] = {}
-    files: dict[str, str] = {"data": _save(inputs_dir / "prepared.npz", data.to_arrays())}
+    files: dict[str, str] = {"data": save_input(inputs_dir / "prepared.npz", data.to_arrays())}
     if "L1" in levels:
         phys = physics_inputs(container, model, seed=plan.seed)
-        files["physics"] = _save(inputs_dir / "physics.npz", phys)
+        files["physics"] = save_input(inputs_dir / "physics.npz", phys)
         expected["physics"] = oracle.forward_physics(model, phys)
     if levels & {"L2", "L3", "L4"}:
         weights = initial_weights(model, seed=plan.seed)
         batch = network_batch(data)
-        files["weights"] = _save(inputs_dir / "weights.npz", weights)
-        files["batch"] = _save(inputs_dir / "batch.npz", batch)
+        files["weights"] = save_input(inputs_dir / "weights.npz", weights)
+        files["batch"] = save_input(inputs_dir / "batch.npz", batch)
         if "L2" in levels:
             expected["network"] = oracle.network_forward(model, weights, batch)
     if "L4" in levels:
-        files["batches"] = _save(inputs_dir / "batches.npz",
+        files["batches"] = save_input(inputs_dir / "batches.npz",
                                  l4_batches(data, train, steps=L4_STEPS, seed=plan.seed))
-        files["weights_perturbed"] = _save(inputs_dir / "weights_perturbed.npz",
+        files["weights_perturbed"] = save_input(inputs_dir / "weights_perturbed.npz",
                                            perturbed_weights(weights, seed=plan.seed))
 
     outcomes: dict[str, BackendOutcome] = {}
@@ -255,31 +251,8 @@ def _run(plan: RunPlan, work: Path, table: ToleranceTable, known: DivergenceRegi
     baseline = plan.backends[0]
     jobs: dict[str, tuple[Path, list[dict[str, Any]]]] = {}
     for backend in plan.backends:
-        tasks: list[dict[str, Any]] = [{"name": "effective_config", "kind": "effective_config"}]
-        if "L1" in levels:
-            tasks.append({"name": "physics", "kind": "forward_physics",
-                          "inputs": files["physics"]})
-        if "L2" in levels:
-            tasks.append({"name": "network", "kind": "network_forward",
-                          "weights": files["weights"], "batch": files["batch"]})
-        if "L3" in levels:
-            tasks.append({"name": "loss_and_grads", "kind": "loss_and_grads",
-                          "weights": files["weights"], "batch": files["batch"]})
-        if "L4" in levels:
-            tasks.append({"name": "train_steps", "kind": "train_steps",
-                          "weights": files["weights"], "batches": files["batches"]})
-            if backend == baseline:  # the noise floor of L4: the same steps from jittered weights
-                tasks.append({"name": "train_steps_noise", "kind": "train_steps",
-                              "weights": files["weights_perturbed"],
-                              "batches": files["batches"]})
-        if "L5" in levels:
-            for name, seed in _train_tasks(plan):
-                task = {"name": name, "kind": "train", "data": files["data"],
-                        "workdir": "bundle" if name == "train" else f"bundle_{name}"}
-                if seed is not None:
-                    task["seed"] = seed
-                tasks.append(task)
-        jobs[backend] = (_write_job(work / backend, plan, model, train, backend, tasks), tasks)
+        tasks = backend_tasks(plan, files, is_baseline=backend == baseline)
+        jobs[backend] = (write_job(work / backend, plan, model, train, backend, tasks), tasks)
 
     cancel = threading.Event()
 
@@ -288,14 +261,14 @@ def _run(plan: RunPlan, work: Path, table: ToleranceTable, known: DivergenceRegi
         progress({"backend": backend, "event": "backend-start",
                   "tasks": [t["name"] for t in tasks]})
         instance = adapter_factory(backend) if adapter_factory is not None else None
-        outcome = _cached_or_run(plan, job_dir, tasks, progress, instance, env=env,
+        outcome = cached_or_run(plan, job_dir, tasks, progress, instance, env=env,
                                  cancel=cancel)
         outcomes[backend] = outcome
-        outputs[backend] = {t["name"]: _load(job_dir / f"{t['name']}.npz") for t in tasks}
+        outputs[backend] = {t["name"]: load_output(job_dir / f"{t['name']}.npz") for t in tasks}
         progress({"backend": backend, "event": "backend-end", "status": outcome.status,
                   "seconds": outcome.seconds})
 
-    threads = _job_threads(plan)
+    threads = job_threads(plan)
     if threads is None:
         for backend in plan.backends:
             run_job(backend, None)
@@ -315,18 +288,18 @@ def _run(plan: RunPlan, work: Path, table: ToleranceTable, known: DivergenceRegi
     base_train = outputs.get(baseline, {}).get("train", {})
     cross = {k[len("weights/"):]: v for k, v in base_train.items() if k.startswith("weights/")}
     if "L5" in levels and cross and len(plan.backends) > 1:
-        files["baseline_weights"] = _save(inputs_dir / "baseline_weights.npz", cross)
+        files["baseline_weights"] = save_input(inputs_dir / "baseline_weights.npz", cross)
         for backend in plan.backends[1:]:
             if outcomes[backend].status in ("crashed", "timeout", "oom"):
                 continue  # the backend failed on its own; its report says so
             task = {"name": "baseline_weights", "kind": "predict_with_weights",
                     "weights": files["baseline_weights"], "data": files["data"]}
-            job_dir = _write_job(work / f"{backend}-cross", plan, model, train, backend, [task])
+            job_dir = write_job(work / f"{backend}-cross", plan, model, train, backend, [task])
             progress({"backend": backend, "event": "backend-start", "tasks": [task["name"]]})
             instance = adapter_factory(backend) if adapter_factory is not None else None
-            extra = _cached_or_run(plan, job_dir, [task], progress, instance, env=None)
-            outcomes[backend] = _merge_outcomes(outcomes[backend], extra)
-            outputs[backend]["baseline_weights"] = _load(job_dir / "baseline_weights.npz")
+            extra = cached_or_run(plan, job_dir, [task], progress, instance, env=None)
+            outcomes[backend] = merge_outcomes(outcomes[backend], extra)
+            outputs[backend]["baseline_weights"] = load_output(job_dir / "baseline_weights.npz")
             progress({"backend": backend, "event": "backend-end", "status": extra.status,
                       "seconds": extra.seconds})
 
@@ -340,15 +313,15 @@ def _run(plan: RunPlan, work: Path, table: ToleranceTable, known: DivergenceRegi
         tasks_manifest = outcomes[backend].manifest.get("tasks", {})
         config_record = tasks_manifest.get("effective_config", {})
         if "L0" in levels:
-            checks.extend(_level0(judge, oracle, plan, backend, baseline, config_record,
+            checks.extend(level0_checks(judge, oracle, model, train, backend, baseline, config_record,
                                   {b: outcomes[b].manifest.get("tasks", {}) for b in outcomes},
                                   outputs, expected))
         if "L1" in levels:
-            checks.extend(_compare_stage(judge, "L1", backend, outcomes[backend], "physics",
+            checks.extend(compare_stage(judge, "L1", backend, outcomes[backend], "physics",
                                          outputs[backend].get("physics", {}),
                                          expected["physics"], PHYSICS_OUTPUT_KEYS, "oracle"))
         if "L2" in levels:
-            checks.extend(_compare_stage(judge, "L2", backend, outcomes[backend], "network",
+            checks.extend(compare_stage(judge, "L2", backend, outcomes[backend], "network",
                                          outputs[backend].get("network", {}),
                                          expected["network"], NETWORK_OUTPUT_KEYS, "oracle"))
         history = tasks_manifest.get("train", {}).get("history")
@@ -365,17 +338,17 @@ def _run(plan: RunPlan, work: Path, table: ToleranceTable, known: DivergenceRegi
         pair_name = backend
         for level, task, keys in (("L2", "network", NETWORK_OUTPUT_KEYS),):
             if level in levels:
-                checks.extend(_compare_stage(judge, level, pair_name, outcomes[backend], task,
+                checks.extend(compare_stage(judge, level, pair_name, outcomes[backend], task,
                                              outputs[backend].get(task, {}),
                                              outputs[baseline].get(task, {}), keys, baseline,
                                              stage_prefix="pair.",
                                              reference_outcome=outcomes[baseline]))
         if "L3" in levels:
-            checks.extend(_level3(judge, backend, baseline, outcomes, outputs))
+            checks.extend(level3_checks(judge, backend, baseline, outcomes, outputs))
         if "L4" in levels:
-            checks.extend(_level4(judge, backend, baseline, outcomes, outputs))
+            checks.extend(level4_checks(judge, backend, baseline, outcomes, outputs))
         if "L5" in levels:
-            checks.extend(_level5_same_weights(judge, backend, baseline, outcomes, outputs,
+            checks.extend(level5_same_weights(judge, backend, baseline, outcomes, outputs,
                                                evidence))
     equivalence: dict[str, Any] = {}
     if "L5" in levels:
@@ -385,7 +358,7 @@ def _run(plan: RunPlan, work: Path, table: ToleranceTable, known: DivergenceRegi
             judge, plan.backends, container, data, model, outcomes, outputs)
         if plan.seeds:
             seed_tasks = [(seed, name) for (name, _), seed
-                          in zip(_train_tasks(plan), plan.seeds, strict=True)]
+                          in zip(train_tasks(plan), plan.seeds, strict=True)]
             l5_checks, equivalence = multi_seed_evaluation(
                 judge, plan.backends, container, data, model, outcomes, outputs,
                 seed_tasks=seed_tasks, first=(l5_checks, metrics), margins=margins,
@@ -425,320 +398,5 @@ def _run(plan: RunPlan, work: Path, table: ToleranceTable, known: DivergenceRegi
         if outcome.log_path.exists() and outcome.log_path != log_copy:
             shutil.copyfile(outcome.log_path, log_copy)
     return result, evidence
-
-
-def _job_key(job_dir: Path, tasks: list[dict[str, Any]]) -> str:
-    digest = hashlib.sha256((job_dir / "job.json").read_bytes())
-    for task in tasks:
-        for _key, value in sorted(task.items()):
-            if isinstance(value, str) and value.startswith("../inputs/"):
-                digest.update((job_dir / value).read_bytes())
-    return digest.hexdigest()[:32]
-
-
-def _write_job(job_dir: Path, plan: RunPlan, model: ModelConfig, train: TrainConfig,
-               backend: str, tasks: list[dict[str, Any]]) -> Path:
-    job_dir.mkdir(exist_ok=True)
-    job = {"backend": backend, "device": plan.device, "seed": plan.seed,
-           "deterministic": train.deterministic, "model": dataclasses.asdict(model),
-           "train": dataclasses.asdict(train), "tasks": tasks,
-           "injection": plan.injections.get(backend)}
-    (job_dir / "job.json").write_text(json.dumps(job, indent=1))
-    return job_dir
-
-
-def _job_threads(plan: RunPlan) -> dict[str, str] | None:
-    """Environment for backend jobs run side by side, or None to run them one after another.
-
-    Side by side when the plan allows it (``parallel``), jobs are subprocesses and there is more
-    than one backend. The CPU cores are shared out (``OMP_NUM_THREADS``, which both backends'
-    ``configure_numerics`` honour) unless the caller pinned the thread count already.
-    """
-    if not plan.parallel or plan.isolation != "subprocess" or len(plan.backends) < 2:
-        return None
-    if os.environ.get("OMP_NUM_THREADS"):
-        return {}
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"OMP_NUM_THREADS": str(max(1, (cores or 1) // len(plan.backends)))}
-
-
-def _merge_outcomes(main: BackendOutcome, extra: BackendOutcome) -> BackendOutcome:
-    """One outcome per backend: its main job plus its cross-inference job (log appended)."""
-    manifest = {**main.manifest, "tasks": {**main.manifest.get("tasks", {}),
-                                           **extra.manifest.get("tasks", {})}}
-    if extra.log_path.is_file() and main.log_path.is_file() and extra.log_path != main.log_path:
-        with open(main.log_path, "a") as log:
-            log.write(f"\n--- cross-inference job ({extra.log_path.parent.name}) ---\n")
-            log.write(extra.log_path.read_text(errors="replace"))
-    status = main.status if extra.status == "ok" else \
-        (extra.status if main.status == "ok" else main.status)
-    message = "; ".join(m for m in (main.message, extra.message and
-                                    f"cross-inference job: {extra.message}") if m)
-    return BackendOutcome(main.backend, status, main.seconds + extra.seconds, manifest,
-                          main.log_path, message)
-
-
-def _cached_or_run(plan: RunPlan, job_dir: Path, tasks: list[dict[str, Any]],
-                   progress: Callable[[dict[str, Any]], None], adapter: Any, *,
-                   env: dict[str, str] | None = None,
-                   cancel: threading.Event | None = None) -> BackendOutcome:
-    cached = None
-    if plan.cache_dir is not None:
-        cached = Path(plan.cache_dir) / _job_key(job_dir, tasks)
-        manifest = cached / "manifest.json"
-        if manifest.exists() and json.loads(manifest.read_text()).get("finished"):
-            for item in cached.iterdir():
-                if item.is_file() and item.name != "job.json":
-                    shutil.copyfile(item, job_dir / item.name)
-            outcome = run_backend_cached(job_dir)
-            if outcome is not None:
-                return outcome
-    outcome = run_backend(job_dir, timeout_s=plan.timeout_s, isolation=plan.isolation,
-                          on_progress=progress, adapter=adapter, env=env, cancel=cancel)
-    if cached is not None and outcome.status == "ok":
-        cached.mkdir(parents=True, exist_ok=True)
-        for item in job_dir.iterdir():
-            if item.is_file():
-                shutil.copyfile(item, cached / item.name)
-    return outcome
-
-
-def run_backend_cached(job_dir: Path) -> BackendOutcome | None:
-    """An outcome rebuilt from a finished job's files (no process started)."""
-    try:
-        manifest = json.loads((job_dir / "manifest.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return BackendOutcome(manifest.get("backend", job_dir.name), "ok", 0.0, manifest,
-                          job_dir / "backend.log", "reused from the cache")
-
-
-def _missing(level: str, stage: str, backend: str, reference: str,
-             outcome: BackendOutcome, task: str) -> Check:
-    record = outcome.manifest.get("tasks", {}).get(task, {})
-    reason = record.get("error") or outcome.message or f"task {task} produced no output"
-    supported = "not supported" in str(reason) or "does not implement" in str(reason)
-    # Name the backend whose task failed (it may be the reference, not the one under test).
-    return Check(level, stage, "*", backend, reference, "skipped" if supported else "error",
-                 message=f"{outcome.backend} {task}: {reason}"[:500])
-
-
-def _compare_stage(judge: Judge, level: str, backend: str, outcome: BackendOutcome, task: str,
-                   actual: Mapping[str, np.ndarray], expected: Mapping[str, np.ndarray],
-                   keys: tuple[str, ...], reference: str, *,
-                   stage_prefix: str = "",
-                   reference_outcome: BackendOutcome | None = None) -> list[Check]:
-    if not actual:
-        return [_missing(level, f"{stage_prefix}{task}", backend, reference, outcome, task)]
-    if not expected and reference_outcome is not None:
-        # The reference backend produced nothing: say so, rather than silently emit no check.
-        return [_missing(level, f"{stage_prefix}{task}", backend, reference, reference_outcome,
-                         task)]
-    checks = []
-    for key in keys:
-        if key not in expected:
-            continue
-        if key not in actual:
-            checks.append(Check(level, f"{stage_prefix}{key}", key, backend, reference, "fail",
-                                message=f"{backend} did not return {key!r}"))
-            continue
-        checks.append(judge.compare(level=level, stage=f"{stage_prefix}{key}", quantity=key,
-                                    backend=backend, reference=reference,
-                                    expected=expected[key], actual=actual[key]))
-    return checks
-
-
-def _level0(judge: Judge, oracle: Any, plan: RunPlan, backend: str, baseline: str,
-            record: Mapping[str, Any], manifests: Mapping[str, Any],
-            outputs: Mapping[str, Any], expected: Mapping[str, Any]) -> list[Check]:
-    checks = []
-    config = record.get("config")
-    if config is None:
-        return [Check("L0", "effective_config", "config", backend, "oracle", "error",
-                      message=f"{backend} reported no effective config: "
-                              f"{record.get('error', 'task missing')}")]
-    reference = oracle.effective_config(plan.model, plan.train)
-    shared = {k: v for k, v in config.items() if k != "framework"}
-    checks.append(judge.exact(level="L0", stage="effective_config", quantity="config",
-                              backend=backend, reference="oracle",
-                              expected={k: v for k, v in reference.items() if k != "framework"},
-                              actual=shared))
-    for task, keys in (("physics", PHYSICS_OUTPUT_KEYS), ("network", NETWORK_OUTPUT_KEYS)):
-        ours = outputs.get(backend, {}).get(task, {})
-        ref = expected.get(task, {})
-        if not ours or not ref:
-            continue
-        layout_expected = {k: [list(np.shape(ref[k])), np.asarray(ref[k]).dtype.kind]
-                           for k in keys if k in ref}
-        layout_actual = {k: [list(np.shape(ours[k])), np.asarray(ours[k]).dtype.kind]
-                         for k in keys if k in ours}
-        checks.append(judge.exact(level="L0", stage="layout", quantity=task, backend=backend,
-                                  reference="oracle", expected=layout_expected,
-                                  actual=layout_actual))
-    return checks
-
-
-def _level3(judge: Judge, backend: str, baseline: str, outcomes: Mapping[str, BackendOutcome],
-            outputs: Mapping[str, Any]) -> list[Check]:
-    ours = outputs[backend].get("loss_and_grads", {})
-    base = outputs[baseline].get("loss_and_grads", {})
-    if not ours or not base:
-        failed = backend if not ours else baseline
-        return [_missing("L3", "loss_and_grads", backend, baseline, outcomes[failed],
-                         "loss_and_grads")]
-    checks = [judge.compare(level="L3", stage="loss", quantity="loss", backend=backend,
-                            reference=baseline, expected=base["loss"], actual=ours["loss"])]
-    grads = sorted(k for k in base if k.startswith("grad/"))
-    # A bias gradient sums over every pixel and cancels down far below its terms, so float32
-    # rounding is judged against the largest gradient of its layer, kernel and bias together
-    # (``group_max_abs``; the decoder head's bias gradient is ~1e-3 of its kernel's).
-    layer_max: dict[str, float] = {}
-    for key in grads:
-        layer = key.rsplit(".", 1)[0]
-        values = np.asarray(base[key], dtype=np.float64)
-        top = float(np.max(np.abs(values), initial=0.0)) if np.isfinite(values).all() \
-            else float("nan")
-        layer_max[layer] = max(layer_max.get(layer, 0.0), top)
-    for key in grads:
-        group = layer_max[key.rsplit(".", 1)[0]]
-        name = key.split("/", 1)[1]
-        if key not in ours:
-            checks.append(Check("L3", "grad", name, backend, baseline, "fail",
-                                message=f"{backend} did not return {key}"))
-            continue
-        checks.append(judge.compare(level="L3", stage="grad", quantity=name, backend=backend,
-                                    reference=baseline, expected=base[key], actual=ours[key],
-                                    group_max_abs=group if np.isfinite(group) else None))
-    checks.extend(_pooled_weights(judge, "L3", "stepped", backend, baseline, base, ours))
-    return checks
-
-
-def _pooled_weights(judge: Judge, level: str, stage: str, backend: str, baseline: str,
-                    base: Mapping[str, np.ndarray], ours: Mapping[str, np.ndarray]) -> list[Check]:
-    """Weights after Adam steps (``<stage>/<name>`` arrays) as ONE check over the network.
-
-    Adam turns float noise in a ~0 gradient into a full step of +-lr, so a handful of elements of
-    the whole network may differ (the tolerance's ``max_fraction``); judged per array, one such
-    element of a 32-element bias would already be 3 %. A missing or reshaped array fails on its
-    own; the message of the pooled check names the worst array.
-    """
-    prefix = f"{stage}/"
-    keys = sorted(k for k in base if k.startswith(prefix))
-    missing = [k for k in keys if k not in ours or np.shape(ours[k]) != np.shape(base[k])]
-    checks = [Check(level, stage, key.split("/", 1)[1], backend, baseline, "fail",
-                    message=f"{backend} returned {key} with shape "
-                            f"{np.shape(ours[key]) if key in ours else None}; expected "
-                            f"{np.shape(base[key])}")
-              for key in missing]
-    if missing or not keys:
-        return checks
-    expected = np.concatenate([np.ravel(base[k]) for k in keys])
-    actual = np.concatenate([np.ravel(ours[k]) for k in keys])
-    check = judge.compare(level=level, stage=stage, quantity="all", backend=backend,
-                          reference=baseline, expected=expected, actual=actual)
-    worst = max(keys, key=lambda k: float(np.max(np.abs(
-        np.asarray(ours[k], np.float64) - np.asarray(base[k], np.float64)), initial=0.0)))
-    note = f"all {len(keys)} arrays pooled ({expected.size} elements); worst array {worst}"
-    checks.append(dataclasses.replace(
-        check, message=f"{check.message}; {note}" if check.message else note))
-    return checks
-
-
-def _level4(judge: Judge, backend: str, baseline: str, outcomes: Mapping[str, BackendOutcome],
-            outputs: Mapping[str, Any]) -> list[Check]:
-    ours = outputs[backend].get("train_steps", {})
-    base = outputs[baseline].get("train_steps", {})
-    if not ours or not base:
-        failed = backend if not ours else baseline
-        return [_missing("L4", "train_steps", backend, baseline, outcomes[failed],
-                         "train_steps")]
-    noise = outputs[baseline].get("train_steps_noise", {})
-    losses = judge.compare(level="L4", stage="loss_curve", quantity="losses", backend=backend,
-                           reference=baseline, expected=base["losses"], actual=ours["losses"])
-    if "losses" in noise:
-        ulp = np.spacing(np.abs(np.asarray(base["losses"], np.float32))).astype(np.float64)
-        losses = _within_noise_floor(
-            judge, losses, _deviation(ours["losses"], base["losses"]),
-            np.maximum(_deviation(noise["losses"], base["losses"]), ulp))
-    checks = [losses]
-    for check in _pooled_weights(judge, "L4", "weights", backend, baseline, base, ours):
-        keys = sorted(k for k in base if k.startswith("weights/"))
-        if check.quantity == "all" and keys and all(k in noise for k in keys):
-            flat = {name: np.concatenate([np.ravel(source[k]) for k in keys])
-                    for name, source in (("base", base), ("ours", ours), ("noise", noise))}
-            check = _within_noise_floor(
-                judge, check, np.array([_rms(flat["ours"] - flat["base"])]),
-                np.array([_rms(flat["noise"] - flat["base"])]))
-        checks.append(check)
-    return checks
-
-
-def _deviation(a: Any, b: Any) -> np.ndarray:
-    return np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))
-
-
-def _rms(values: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(np.square(values.astype(np.float64))))) if values.size else 0.0
-
-
-def _within_noise_floor(judge: Judge, check: Check, cross: np.ndarray,
-                        floor: np.ndarray) -> Check:
-    """Turn a failed chaotic-stage check into a pass when the backends differ by at most the
-    tolerance's ``noise_factor`` times the baseline's own noise floor (same run, weights jittered
-    by one part in 1e7); the measured ratio is recorded either way."""
-    try:
-        factor = judge.table.lookup(level=check.level, stage=check.stage, quantity=check.quantity,
-                                    dtype=judge.dtype, device=judge.device).noise_factor
-    except KeyError:
-        return check
-    if factor is None or check.verdict != "fail":
-        return check
-    ratio = float(np.max(cross / np.maximum(floor, np.finfo(np.float64).tiny)))
-    measured = {**check.measured, "noise_floor_ratio": ratio, "noise_factor": factor}
-    if np.all(np.isfinite(cross)) and ratio <= factor:
-        return dataclasses.replace(check, verdict="pass", measured=measured, message=(
-            f"within the noise floor: {ratio:.2g}x the baseline's own spread from weights "
-            f"jittered by 1e-7 (limit {factor:g}x); the elementwise bound alone failed: "
-            f"{check.message}"))
-    return dataclasses.replace(check, measured=measured, message=(
-        f"{check.message}; {ratio:.2g}x the baseline's own noise floor (limit {factor:g}x)"))
-
-
-def _level5_same_weights(judge: Judge, backend: str, baseline: str,
-                         outcomes: Mapping[str, BackendOutcome], outputs: Mapping[str, Any],
-                         evidence: dict[str, np.ndarray]) -> list[Check]:
-    ours = outputs[backend].get("baseline_weights", {})
-    base = outputs[baseline].get("train", {})
-    if not base:
-        return [_missing("L5", "same_weights", backend, baseline, outcomes[baseline], "train")]
-    if not ours:
-        return [_missing("L5", "same_weights", backend, baseline, outcomes[backend],
-                         "baseline_weights")]
-    checks = [judge.exact(level="L5", stage="same_weights", quantity="origin_px",
-                          backend=backend, reference=baseline,
-                          expected=np.asarray(base["origin_px"]).tolist(),
-                          actual=np.asarray(ours["origin_px"]).tolist())]
-    expected_obj, actual_obj = base["reconstructed_obj"], ours["reconstructed_obj"]
-    evidence[f"{backend}/same_weights/reconstructed_obj"] = actual_obj
-    for key, exp, act in (
-        ("reconstructed_obj", expected_obj, actual_obj),
-        ("recon_amp", np.abs(expected_obj), np.abs(actual_obj)),
-        ("recon_phase", _masked_phase(expected_obj), _masked_phase(actual_obj, expected_obj)),
-    ):
-        checks.append(judge.compare(level="L5", stage="same_weights", quantity=key,
-                                    backend=backend, reference=baseline, expected=exp,
-                                    actual=act))
-    return checks
-
-
-def _masked_phase(obj: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
-    """Phase where the amplitude is meaningful (>= 5 % of max), 0 elsewhere; wrap-aligned to
-    ``reference`` so that a +-pi wrap does not count as an error."""
-    ref = obj if reference is None else reference
-    mask = np.abs(ref) >= 0.05 * np.abs(ref).max()
-    phase = np.angle(obj)
-    if reference is not None:
-        phase = np.angle(reference) + np.angle(obj * np.conj(reference))
-    return np.where(mask, phase, 0.0)
 
 

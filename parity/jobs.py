@@ -1,0 +1,177 @@
+"""Backend jobs on disk: input files, ``job.json``, the result cache, threads for jobs run side
+by side, and one outcome per backend (framework-free).
+
+A job directory ``<work>/<backend>/`` holds ``job.json`` (backend, device, seed, configs, the
+task list, any injection) and, once run, one ``<task>.npz`` per task plus ``manifest.json``;
+inputs shared by every backend live in ``<work>/inputs/`` and tasks name them relative to the
+job directory (``../inputs/<name>.npz``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from parity.config import ModelConfig, TrainConfig
+from parity.runner import BackendOutcome, run_backend
+
+if TYPE_CHECKING:
+    from parity.engine import RunPlan
+
+__all__ = ["backend_tasks", "cached_or_run", "job_key", "job_threads", "load_output",
+           "merge_outcomes", "run_backend_cached", "save_input", "train_tasks", "write_job"]
+
+
+def save_input(path: Path, arrays: Mapping[str, Any]) -> str:
+    """Save shared inputs as ``<work>/inputs/<name>.npz``; return the path a task names."""
+    np.savez(path, **{k: np.asarray(v) for k, v in arrays.items()})
+    return f"../inputs/{path.name}"
+
+
+def load_output(path: Path) -> dict[str, np.ndarray]:
+    """A task's output arrays, or ``{}`` when the task wrote none (it failed or did not run)."""
+    if not path.exists():
+        return {}
+    with np.load(path, allow_pickle=False) as archive:
+        return {k: archive[k] for k in archive.files}
+
+
+def train_tasks(plan: RunPlan) -> list[tuple[str, int | None]]:
+    """``(task name, training seed)`` of each L5 training: ``train`` first (its outputs feed the
+    same-weights check, the figures and ``RunResult.metrics``), then ``train_seed<s>``."""
+    if not plan.seeds:
+        return [("train", None)]
+    return [("train", plan.seeds[0]), *((f"train_seed{s}", s) for s in plan.seeds[1:])]
+
+
+def backend_tasks(plan: RunPlan, files: Mapping[str, str], *,
+                  is_baseline: bool) -> list[dict[str, Any]]:
+    """The task list of one backend's job for the plan's levels.
+
+    ``files`` maps input names (``data``, ``physics``, ``weights``, ``batch``, ``batches``,
+    ``weights_perturbed``) to their paths relative to the job directory. The baseline also
+    reruns the L4 steps from jittered weights: the noise floor L4 is judged against.
+    """
+    levels = set(plan.levels)
+    tasks: list[dict[str, Any]] = [{"name": "effective_config", "kind": "effective_config"}]
+    if "L1" in levels:
+        tasks.append({"name": "physics", "kind": "forward_physics", "inputs": files["physics"]})
+    if "L2" in levels:
+        tasks.append({"name": "network", "kind": "network_forward",
+                      "weights": files["weights"], "batch": files["batch"]})
+    if "L3" in levels:
+        tasks.append({"name": "loss_and_grads", "kind": "loss_and_grads",
+                      "weights": files["weights"], "batch": files["batch"]})
+    if "L4" in levels:
+        tasks.append({"name": "train_steps", "kind": "train_steps",
+                      "weights": files["weights"], "batches": files["batches"]})
+        if is_baseline:
+            tasks.append({"name": "train_steps_noise", "kind": "train_steps",
+                          "weights": files["weights_perturbed"], "batches": files["batches"]})
+    if "L5" in levels:
+        for name, seed in train_tasks(plan):
+            task = {"name": name, "kind": "train", "data": files["data"],
+                    "workdir": "bundle" if name == "train" else f"bundle_{name}"}
+            if seed is not None:
+                task["seed"] = seed
+            tasks.append(task)
+    return tasks
+
+
+def job_key(job_dir: Path, tasks: list[dict[str, Any]]) -> str:
+    """Cache key of a job: ``job.json`` and the bytes of every input file its tasks name."""
+    digest = hashlib.sha256((job_dir / "job.json").read_bytes())
+    for task in tasks:
+        for _key, value in sorted(task.items()):
+            if isinstance(value, str) and value.startswith("../inputs/"):
+                digest.update((job_dir / value).read_bytes())
+    return digest.hexdigest()[:32]
+
+
+def write_job(job_dir: Path, plan: RunPlan, model: ModelConfig, train: TrainConfig,
+               backend: str, tasks: list[dict[str, Any]]) -> Path:
+    """Create ``job_dir`` with its ``job.json`` (what :mod:`parity.worker` runs); return it."""
+    job_dir.mkdir(exist_ok=True)
+    job = {"backend": backend, "device": plan.device, "seed": plan.seed,
+           "deterministic": train.deterministic, "model": dataclasses.asdict(model),
+           "train": dataclasses.asdict(train), "tasks": tasks,
+           "injection": plan.injections.get(backend)}
+    (job_dir / "job.json").write_text(json.dumps(job, indent=1))
+    return job_dir
+
+
+def job_threads(plan: RunPlan) -> dict[str, str] | None:
+    """Environment for backend jobs run side by side, or None to run them one after another.
+
+    Side by side when the plan allows it (``parallel``), jobs are subprocesses and there is more
+    than one backend. The CPU cores are shared out (``OMP_NUM_THREADS``, which both backends'
+    ``configure_numerics`` honour) unless the caller pinned the thread count already.
+    """
+    if not plan.parallel or plan.isolation != "subprocess" or len(plan.backends) < 2:
+        return None
+    if os.environ.get("OMP_NUM_THREADS"):
+        return {}
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"OMP_NUM_THREADS": str(max(1, (cores or 1) // len(plan.backends)))}
+
+
+def merge_outcomes(main: BackendOutcome, extra: BackendOutcome) -> BackendOutcome:
+    """One outcome per backend: its main job plus its cross-inference job (log appended)."""
+    manifest = {**main.manifest, "tasks": {**main.manifest.get("tasks", {}),
+                                           **extra.manifest.get("tasks", {})}}
+    if extra.log_path.is_file() and main.log_path.is_file() and extra.log_path != main.log_path:
+        with open(main.log_path, "a") as log:
+            log.write(f"\n--- cross-inference job ({extra.log_path.parent.name}) ---\n")
+            log.write(extra.log_path.read_text(errors="replace"))
+    status = main.status if extra.status == "ok" else \
+        (extra.status if main.status == "ok" else main.status)
+    message = "; ".join(m for m in (main.message, extra.message and
+                                    f"cross-inference job: {extra.message}") if m)
+    return BackendOutcome(main.backend, status, main.seconds + extra.seconds, manifest,
+                          main.log_path, message)
+
+
+def cached_or_run(plan: RunPlan, job_dir: Path, tasks: list[dict[str, Any]],
+                   progress: Callable[[dict[str, Any]], None], adapter: Any, *,
+                   env: dict[str, str] | None = None,
+                   cancel: threading.Event | None = None) -> BackendOutcome:
+    """Run a job (:func:`parity.runner.run_backend`), or reuse its files from
+    ``plan.cache_dir`` when a finished job with the same :func:`job_key` is there."""
+    cached = None
+    if plan.cache_dir is not None:
+        cached = Path(plan.cache_dir) / job_key(job_dir, tasks)
+        manifest = cached / "manifest.json"
+        if manifest.exists() and json.loads(manifest.read_text()).get("finished"):
+            for item in cached.iterdir():
+                if item.is_file() and item.name != "job.json":
+                    shutil.copyfile(item, job_dir / item.name)
+            outcome = run_backend_cached(job_dir)
+            if outcome is not None:
+                return outcome
+    outcome = run_backend(job_dir, timeout_s=plan.timeout_s, isolation=plan.isolation,
+                          on_progress=progress, adapter=adapter, env=env, cancel=cancel)
+    if cached is not None and outcome.status == "ok":
+        cached.mkdir(parents=True, exist_ok=True)
+        for item in job_dir.iterdir():
+            if item.is_file():
+                shutil.copyfile(item, cached / item.name)
+    return outcome
+
+
+def run_backend_cached(job_dir: Path) -> BackendOutcome | None:
+    """An outcome rebuilt from a finished job's files (no process started)."""
+    try:
+        manifest = json.loads((job_dir / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return BackendOutcome(manifest.get("backend", job_dir.name), "ok", 0.0, manifest,
+                          job_dir / "backend.log", "reused from the cache")
