@@ -1,9 +1,8 @@
 """Training: numerics, the loss, the Keras trainer, ``fit`` and the exact single-step hooks of the
 stage ladder (L3 ``loss_and_grads``, L4 ``train_steps``).
 
-Twin of ``backends/torch/train.py``. The optimiser is ``keras.optimizers.Adam`` (the "epsilon
-hat" update the torch twin reimplements); ReduceLROnPlateau and EarlyStopping are the Keras
-callbacks themselves, so their semantics are Keras's by construction.
+Twin of ``backends/torch/train.py``. The optimiser and the schedule callbacks are Keras's own
+(:mod:`backends.tensorflow.optim`).
 
 One loss path: :meth:`PtychoPINNTrainer.step` (forward plus :func:`loss_value`) serves the compiled
 ``train_step`` and ``test_step`` that ``keras.Model.fit`` runs, and the exact steps of
@@ -31,6 +30,7 @@ from backends.tensorflow.model import (
     export_weights,
     import_weights,
 )
+from backends.tensorflow.optim import keras_adam, keras_callbacks
 from backends.tensorflow.physics import mae_loss, poisson_nll
 from parity.config import ModelConfig, TrainConfig, validation_split
 from parity.contract import PreparedData, TrainResult
@@ -121,11 +121,6 @@ def loss_value(pred_amplitude: Any, observed_amplitude: Any, train: TrainConfig)
     if train.mae_weight:
         loss = loss + train.mae_weight * mae_loss(pred_amplitude, observed_amplitude)
     return loss
-
-
-def _adam(train: TrainConfig) -> Any:
-    return keras.optimizers.Adam(learning_rate=train.learning_rate, beta_1=train.adam_beta_1,
-                                 beta_2=train.adam_beta_2, epsilon=train.adam_epsilon)
 
 
 class PtychoPINNTrainer(keras.Model):
@@ -308,18 +303,12 @@ def fit(config: ModelConfig, train: TrainConfig, data: PreparedData,
     val_data = (_dataset(data, val_groups, train.batch_size, shuffle_seed=None)
                 if len(val_groups) else None)
     trainer = PtychoPINNTrainer(network, train)
-    trainer.compile(optimizer=_adam(train), jit_compile=bool(fast), run_eagerly=False)
+    trainer.compile(optimizer=keras_adam(train), jit_compile=bool(fast), run_eagerly=False)
     if bool(trainer.jit_compile) != bool(fast):  # Keras may refuse XLA (e.g. macOS GPU)
         warnings.warn(f"fast={fast} but Keras compiled with jit_compile={trainer.jit_compile}",
                       RuntimeWarning, stacklevel=2)
     recorder = _EpochRecorder(progress)
-    callbacks: list[Any] = [recorder, keras.callbacks.EarlyStopping(
-        monitor="loss", mode="min", patience=train.early_stop_patience, min_delta=0.0)]
-    if val_data is not None:
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(
-            monitor="val_loss", mode="min", factor=train.plateau_factor,
-            patience=train.plateau_patience, min_lr=train.plateau_min_lr,
-            min_delta=train.plateau_min_delta, verbose=0))
+    callbacks = [recorder, *keras_callbacks(train, validation=val_data is not None)]
     start = time.perf_counter()
     trainer.fit(train_data, validation_data=val_data, epochs=train.epochs, callbacks=callbacks,
                 shuffle=False, verbose=0)
@@ -340,7 +329,7 @@ def _prepared_trainer(config: ModelConfig, train: TrainConfig,
     network = build_model(config, seed=0)
     import_weights(network, weights)
     trainer = PtychoPINNTrainer(network, train)
-    optimizer = _adam(train)
+    optimizer = keras_adam(train)
     optimizer.build([var for _, var in network.weight_variables()])
 
     @tf.function(jit_compile=False, reduce_retracing=True)

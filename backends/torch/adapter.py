@@ -108,7 +108,7 @@ class TorchAdapter(Adapter):
             model, train, backend=self.name, compute_dtype="float32",
             conv_layout="NCHW", fast_path="off (parity)",
             output_dtypes="float32/complex64",
-            optimizer_class="backends.torch.train.KerasAdam",
+            optimizer_class="backends.torch.optim.KerasAdam",
             plateau_class=(f"torch ReduceLROnPlateau(patience={max(train.plateau_patience - 1, 0)}"
                            ", threshold_mode='abs', eps=0)"),
             early_stopping_class="lightning EarlyStopping(check_on_train_epoch_end=True)",
