@@ -242,9 +242,9 @@ def _run(plan: RunPlan, work: Path, table: ToleranceTable, known: DivergenceRegi
             expected["network"] = oracle.network_forward(model, weights, batch)
     if "L4" in levels:
         files["batches"] = save_input(inputs_dir / "batches.npz",
-                                 l4_batches(data, train, steps=L4_STEPS, seed=plan.seed))
+                                      l4_batches(data, train, steps=L4_STEPS, seed=plan.seed))
         files["weights_perturbed"] = save_input(inputs_dir / "weights_perturbed.npz",
-                                           perturbed_weights(weights, seed=plan.seed))
+                                                perturbed_weights(weights, seed=plan.seed))
 
     outcomes: dict[str, BackendOutcome] = {}
     outputs: dict[str, dict[str, dict[str, np.ndarray]]] = {}
@@ -262,7 +262,7 @@ def _run(plan: RunPlan, work: Path, table: ToleranceTable, known: DivergenceRegi
                   "tasks": [t["name"] for t in tasks]})
         instance = adapter_factory(backend) if adapter_factory is not None else None
         outcome = cached_or_run(plan, job_dir, tasks, progress, instance, env=env,
-                                 cancel=cancel)
+                                cancel=cancel)
         outcomes[backend] = outcome
         outputs[backend] = {t["name"]: load_output(job_dir / f"{t['name']}.npz") for t in tasks}
         progress({"backend": backend, "event": "backend-end", "status": outcome.status,
@@ -313,17 +313,17 @@ def _run(plan: RunPlan, work: Path, table: ToleranceTable, known: DivergenceRegi
         tasks_manifest = outcomes[backend].manifest.get("tasks", {})
         config_record = tasks_manifest.get("effective_config", {})
         if "L0" in levels:
-            checks.extend(level0_checks(judge, oracle, model, train, backend, baseline, config_record,
-                                  {b: outcomes[b].manifest.get("tasks", {}) for b in outcomes},
-                                  outputs, expected))
+            manifests = {b: outcomes[b].manifest.get("tasks", {}) for b in outcomes}
+            checks.extend(level0_checks(judge, oracle, model, train, backend, baseline,
+                                        config_record, manifests, outputs, expected))
         if "L1" in levels:
             checks.extend(compare_stage(judge, "L1", backend, outcomes[backend], "physics",
-                                         outputs[backend].get("physics", {}),
-                                         expected["physics"], PHYSICS_OUTPUT_KEYS, "oracle"))
+                                        outputs[backend].get("physics", {}),
+                                        expected["physics"], PHYSICS_OUTPUT_KEYS, "oracle"))
         if "L2" in levels:
             checks.extend(compare_stage(judge, "L2", backend, outcomes[backend], "network",
-                                         outputs[backend].get("network", {}),
-                                         expected["network"], NETWORK_OUTPUT_KEYS, "oracle"))
+                                        outputs[backend].get("network", {}),
+                                        expected["network"], NETWORK_OUTPUT_KEYS, "oracle"))
         history = tasks_manifest.get("train", {}).get("history")
         if history:
             histories[backend] = history
@@ -339,17 +339,17 @@ def _run(plan: RunPlan, work: Path, table: ToleranceTable, known: DivergenceRegi
         for level, task, keys in (("L2", "network", NETWORK_OUTPUT_KEYS),):
             if level in levels:
                 checks.extend(compare_stage(judge, level, pair_name, outcomes[backend], task,
-                                             outputs[backend].get(task, {}),
-                                             outputs[baseline].get(task, {}), keys, baseline,
-                                             stage_prefix="pair.",
-                                             reference_outcome=outcomes[baseline]))
+                                            outputs[backend].get(task, {}),
+                                            outputs[baseline].get(task, {}), keys, baseline,
+                                            stage_prefix="pair.",
+                                            reference_outcome=outcomes[baseline]))
         if "L3" in levels:
             checks.extend(level3_checks(judge, backend, baseline, outcomes, outputs))
         if "L4" in levels:
             checks.extend(level4_checks(judge, backend, baseline, outcomes, outputs))
         if "L5" in levels:
             checks.extend(level5_same_weights(judge, backend, baseline, outcomes, outputs,
-                                               evidence))
+                                              evidence))
     equivalence: dict[str, Any] = {}
     if "L5" in levels:
         from parity.evaluation import independent_checks

@@ -98,7 +98,7 @@ def job_key(job_dir: Path, tasks: list[dict[str, Any]]) -> str:
 
 
 def write_job(job_dir: Path, plan: RunPlan, model: ModelConfig, train: TrainConfig,
-               backend: str, tasks: list[dict[str, Any]]) -> Path:
+              backend: str, tasks: list[dict[str, Any]]) -> Path:
     """Create ``job_dir`` with its ``job.json`` (what :mod:`parity.worker` runs); return it."""
     job_dir.mkdir(exist_ok=True)
     job = {"backend": backend, "device": plan.device, "seed": plan.seed,
@@ -141,9 +141,9 @@ def merge_outcomes(main: BackendOutcome, extra: BackendOutcome) -> BackendOutcom
 
 
 def cached_or_run(plan: RunPlan, job_dir: Path, tasks: list[dict[str, Any]],
-                   progress: Callable[[dict[str, Any]], None], adapter: Any, *,
-                   env: dict[str, str] | None = None,
-                   cancel: threading.Event | None = None) -> BackendOutcome:
+                  progress: Callable[[dict[str, Any]], None], adapter: Any, *,
+                  env: dict[str, str] | None = None,
+                  cancel: threading.Event | None = None) -> BackendOutcome:
     """Run a job (:func:`parity.runner.run_backend`), or reuse its files from
     ``plan.cache_dir`` when a finished job with the same :func:`job_key` is there."""
     cached = None

@@ -28,7 +28,9 @@ __all__ = ["compare_stage", "level0_checks", "level3_checks", "level4_checks",
 
 
 def missing_check(level: str, stage: str, backend: str, reference: str,
-             outcome: BackendOutcome, task: str) -> Check:
+                  outcome: BackendOutcome, task: str) -> Check:
+    """The check for a stage ``task`` produced nothing for: ``error`` with the task's reason, or
+    ``skipped`` when the adapter says it does not support the stage."""
     record = outcome.manifest.get("tasks", {}).get(task, {})
     reason = record.get("error") or outcome.message or f"task {task} produced no output"
     supported = "not supported" in str(reason) or "does not implement" in str(reason)
@@ -38,16 +40,18 @@ def missing_check(level: str, stage: str, backend: str, reference: str,
 
 
 def compare_stage(judge: Judge, level: str, backend: str, outcome: BackendOutcome, task: str,
-                   actual: Mapping[str, np.ndarray], expected: Mapping[str, np.ndarray],
-                   keys: tuple[str, ...], reference: str, *,
-                   stage_prefix: str = "",
-                   reference_outcome: BackendOutcome | None = None) -> list[Check]:
+                  actual: Mapping[str, np.ndarray], expected: Mapping[str, np.ndarray],
+                  keys: tuple[str, ...], reference: str, *,
+                  stage_prefix: str = "",
+                  reference_outcome: BackendOutcome | None = None) -> list[Check]:
+    """One check per output ``key`` of ``task`` (L1 physics, L2 network), ``actual`` against
+    ``expected`` with the tolerance of its stage; a missing output fails naming it."""
     if not actual:
         return [missing_check(level, f"{stage_prefix}{task}", backend, reference, outcome, task)]
     if not expected and reference_outcome is not None:
         # The reference backend produced nothing: say so, rather than silently emit no check.
-        return [missing_check(level, f"{stage_prefix}{task}", backend, reference, reference_outcome,
-                         task)]
+        return [missing_check(level, f"{stage_prefix}{task}", backend, reference,
+                              reference_outcome, task)]
     checks = []
     for key in keys:
         if key not in expected:
@@ -63,9 +67,10 @@ def compare_stage(judge: Judge, level: str, backend: str, outcome: BackendOutcom
 
 
 def level0_checks(judge: Judge, oracle: Any, model: ModelConfig, train: TrainConfig, backend: str,
-                  baseline: str,
-            record: Mapping[str, Any], manifests: Mapping[str, Any],
-            outputs: Mapping[str, Any], expected: Mapping[str, Any]) -> list[Check]:
+                  baseline: str, record: Mapping[str, Any], manifests: Mapping[str, Any],
+                  outputs: Mapping[str, Any], expected: Mapping[str, Any]) -> list[Check]:
+    """L0: the backend's effective config equals the oracle's, and its output layouts (shape,
+    dtype kind) equal the oracle's, exactly."""
     checks = []
     config = record.get("config")
     if config is None:
@@ -93,14 +98,25 @@ def level0_checks(judge: Judge, oracle: Any, model: ModelConfig, train: TrainCon
     return checks
 
 
-def level3_checks(judge: Judge, backend: str, baseline: str, outcomes: Mapping[str, BackendOutcome],
-            outputs: Mapping[str, Any]) -> list[Check]:
-    ours = outputs[backend].get("loss_and_grads", {})
-    base = outputs[baseline].get("loss_and_grads", {})
-    if not ours or not base:
-        failed = backend if not ours else baseline
-        return [missing_check("L3", "loss_and_grads", backend, baseline, outcomes[failed],
-                         "loss_and_grads")]
+def _paired(level: str, task: str, backend: str, baseline: str,
+            outcomes: Mapping[str, BackendOutcome], outputs: Mapping[str, Any]
+            ) -> tuple[Mapping[str, np.ndarray], Mapping[str, np.ndarray], list[Check]]:
+    """Both backends' outputs of ``task``, or an error check naming the one that has none."""
+    ours = outputs[backend].get(task, {})
+    base = outputs[baseline].get(task, {})
+    if ours and base:
+        return ours, base, []
+    failed = backend if not ours else baseline
+    return ours, base, [missing_check(level, task, backend, baseline, outcomes[failed], task)]
+
+
+def level3_checks(judge: Judge, backend: str, baseline: str,
+                  outcomes: Mapping[str, BackendOutcome],
+                  outputs: Mapping[str, Any]) -> list[Check]:
+    """L3: loss, gradients (per layer scale) and the weights after one Adam step (pooled)."""
+    ours, base, missing = _paired("L3", "loss_and_grads", backend, baseline, outcomes, outputs)
+    if missing:
+        return missing
     checks = [judge.compare(level="L3", stage="loss", quantity="loss", backend=backend,
                             reference=baseline, expected=base["loss"], actual=ours["loss"])]
     grads = sorted(k for k in base if k.startswith("grad/"))
@@ -129,7 +145,7 @@ def level3_checks(judge: Judge, backend: str, baseline: str, outcomes: Mapping[s
 
 
 def pooled_weights(judge: Judge, level: str, stage: str, backend: str, baseline: str,
-                    base: Mapping[str, np.ndarray], ours: Mapping[str, np.ndarray]) -> list[Check]:
+                   base: Mapping[str, np.ndarray], ours: Mapping[str, np.ndarray]) -> list[Check]:
     """Weights after Adam steps (``<stage>/<name>`` arrays) as ONE check over the network.
 
     Adam turns float noise in a ~0 gradient into a full step of +-lr, so a handful of elements of
@@ -159,14 +175,13 @@ def pooled_weights(judge: Judge, level: str, stage: str, backend: str, baseline:
     return checks
 
 
-def level4_checks(judge: Judge, backend: str, baseline: str, outcomes: Mapping[str, BackendOutcome],
-            outputs: Mapping[str, Any]) -> list[Check]:
-    ours = outputs[backend].get("train_steps", {})
-    base = outputs[baseline].get("train_steps", {})
-    if not ours or not base:
-        failed = backend if not ours else baseline
-        return [missing_check("L4", "train_steps", backend, baseline, outcomes[failed],
-                         "train_steps")]
+def level4_checks(judge: Judge, backend: str, baseline: str,
+                  outcomes: Mapping[str, BackendOutcome],
+                  outputs: Mapping[str, Any]) -> list[Check]:
+    """L4: loss curve and weights after k steps, each against the baseline's own noise floor."""
+    ours, base, missing = _paired("L4", "train_steps", backend, baseline, outcomes, outputs)
+    if missing:
+        return missing
     noise = outputs[baseline].get("train_steps_noise", {})
     losses = judge.compare(level="L4", stage="loss_curve", quantity="losses", backend=backend,
                            reference=baseline, expected=base["losses"], actual=ours["losses"])
@@ -197,7 +212,7 @@ def _rms(values: np.ndarray) -> float:
 
 
 def within_noise_floor(judge: Judge, check: Check, cross: np.ndarray,
-                        floor: np.ndarray) -> Check:
+                       floor: np.ndarray) -> Check:
     """Turn a failed chaotic-stage check into a pass when the backends differ by at most the
     tolerance's ``noise_factor`` times the baseline's own noise floor (same run, weights jittered
     by one part in 1e7); the measured ratio is recorded either way."""
@@ -220,8 +235,10 @@ def within_noise_floor(judge: Judge, check: Check, cross: np.ndarray,
 
 
 def level5_same_weights(judge: Judge, backend: str, baseline: str,
-                         outcomes: Mapping[str, BackendOutcome], outputs: Mapping[str, Any],
-                         evidence: dict[str, np.ndarray]) -> list[Check]:
+                        outcomes: Mapping[str, BackendOutcome], outputs: Mapping[str, Any],
+                        evidence: dict[str, np.ndarray]) -> list[Check]:
+    """L5 same weights: the baseline's trained weights through ``backend``'s inference and
+    stitching give the baseline's ``reconstructed_obj``, ``recon_amp`` and ``recon_phase``."""
     ours = outputs[backend].get("baseline_weights", {})
     base = outputs[baseline].get("train", {})
     if not base:
