@@ -112,6 +112,25 @@ NETWORK_OUTPUT_KEYS: tuple[str, ...] = (
     "pred_amplitude",
 )
 
+#: Prefix of the optional diagnostic outputs of :meth:`Adapter.network_forward`
+#: (:func:`pool_input_keys`).
+POOL_INPUT_PREFIX = "pool_input."
+
+
+def pool_input_keys(config: ModelConfig) -> tuple[str, ...]:
+    """Optional outputs of :meth:`Adapter.network_forward`: each encoder block's activation just
+    before its 2x2 max-pool, ``(B, F_i, H_i, W_i)`` channel-first, float32.
+
+    L2 compares them like the other outputs; L3 uses them to tell a max-pool window whose winner
+    float32 rounding flipped between the backends (a float64 near tie: the gradient below it is
+    routed through another pixel) from a port bug. An adapter that omits them loses only that
+    diagnosis: its L3 gradients are then judged strictly.
+    """
+    from parity.architecture import encoder_widths
+
+    return tuple(f"{POOL_INPUT_PREFIX}encoder.block{i}"
+                 for i in range(len(encoder_widths(config))))
+
 
 def check_keys(what: str, arrays: Mapping[str, Any], required: tuple[str, ...]) -> None:
     """Raise ``KeyError`` naming every required key that ``arrays`` lacks."""

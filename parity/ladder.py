@@ -12,19 +12,22 @@ backend did not produce becomes an ``error`` check naming the task and its reaso
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from parity.config import ModelConfig, TrainConfig
-from parity.contract import NETWORK_OUTPUT_KEYS, PHYSICS_OUTPUT_KEYS
+from parity.contract import NETWORK_OUTPUT_KEYS, PHYSICS_OUTPUT_KEYS, POOL_INPUT_PREFIX
 from parity.judge import Judge
 from parity.results import Check
 from parity.runner import BackendOutcome
 
-__all__ = ["compare_stage", "level0_checks", "level3_checks", "level4_checks",
-           "level5_same_weights", "missing_check", "pooled_weights", "within_noise_floor"]
+__all__ = ["PoolRouting", "compare_stage", "level0_checks", "level3_checks", "level4_checks",
+           "level5_same_weights", "missing_check", "pool_input_checks", "pool_routing",
+           "pooled_weights", "within_noise_floor"]
 
 
 def missing_check(level: str, stage: str, backend: str, reference: str,
@@ -110,10 +113,111 @@ def _paired(level: str, task: str, backend: str, baseline: str,
     return ours, base, [missing_check(level, task, backend, baseline, outcomes[failed], task)]
 
 
+def pool_input_checks(judge: Judge, level: str, backend: str, reference: str,
+                      actual: Mapping[str, np.ndarray], expected: Mapping[str, np.ndarray], *,
+                      stage_prefix: str = "") -> list[Check]:
+    """L2: each encoder block's pool input (``parity.contract.pool_input_keys``) against the
+    reference, as stage ``<prefix>pool_input`` with the block as quantity. These outputs are
+    optional: a key the backend did not return is not judged."""
+    checks = []
+    for key in sorted(k for k in expected if k.startswith(POOL_INPUT_PREFIX)):
+        if key in actual:
+            checks.append(judge.compare(level=level, stage=f"{stage_prefix}pool_input",
+                                        quantity=key[len(POOL_INPUT_PREFIX):], backend=backend,
+                                        reference=reference, expected=expected[key],
+                                        actual=actual[key]))
+    return checks
+
+
+@dataclass(frozen=True)
+class PoolRouting:
+    """Where two backends' encoder max-pools chose different winners on the L2/L3 batch.
+
+    ``flipped`` and ``unexplained`` count, per block (``encoder.block<i>``), the 2x2 windows
+    (positive float64 maximum) won by different pixels, and those of them whose two pixels'
+    float64 values differ by more than L2's ``pair.pool_input`` tolerance (so rounding cannot
+    explain the flip). ``deepest`` is the deepest block index with a flip.
+    """
+
+    flipped: dict[str, int]
+    unexplained: dict[str, int]
+
+    @property
+    def deepest(self) -> int | None:
+        """Index of the deepest block with a flipped window, None when no window flipped."""
+        blocks = [int(k.rsplit("block", 1)[1]) for k, n in self.flipped.items() if n]
+        return max(blocks) if blocks else None
+
+    @property
+    def rounding_only(self) -> bool:
+        """Some window flipped, and every flip is within L2's tolerance of a float64 tie."""
+        return self.deepest is not None and not any(self.unexplained.values())
+
+    def describe(self) -> str:
+        """One line for check messages."""
+        parts = [f"{block}: {n} window(s)" + (f", {self.unexplained[block]} not a float64 tie"
+                                                if self.unexplained[block] else "")
+                 for block, n in self.flipped.items() if n]
+        return "max-pool winners differ between the backends (" + "; ".join(parts) + ")"
+
+
+def _windows(features: np.ndarray) -> np.ndarray:
+    """``(B, F, H, W)`` -> ``(B, F, H/2, W/2, 4)``: the 2x2 max-pool windows, row-major inside."""
+    B, F, H, W = features.shape
+    return (features.reshape(B, F, H // 2, 2, W // 2, 2).transpose(0, 1, 2, 4, 3, 5)
+            .reshape(B, F, H // 2, W // 2, 4))
+
+
+def pool_routing(judge: Judge, ours: Mapping[str, np.ndarray], base: Mapping[str, np.ndarray],
+                 oracle: Mapping[str, np.ndarray]) -> PoolRouting | None:
+    """Compare the max-pool winners of two backends' pool inputs (L2 outputs, same batch and
+    weights as L3), and test each differing window against the float64 oracle's values.
+
+    Returns None when the pool inputs are missing or misshapen (no diagnosis) or when L2's
+    ``pair.pool_input`` tolerance is absent.
+    """
+    keys = sorted(k for k in oracle if k.startswith(POOL_INPUT_PREFIX) and k in ours and k in base)
+    try:
+        tol = judge.table.lookup(level="L2", stage="pair.pool_input", quantity="*",
+                                 dtype=judge.dtype, device=judge.device)
+    except KeyError:
+        return None
+    flipped: dict[str, int] = {}
+    unexplained: dict[str, int] = {}
+    for key in keys:
+        reference = np.asarray(oracle[key], dtype=np.float64)
+        if not (np.shape(ours[key]) == np.shape(base[key]) == reference.shape
+                and reference.ndim == 4 and reference.shape[2] % 2 == 0
+                and reference.shape[3] % 2 == 0):
+            return None
+        windows = _windows(reference)
+        winner_ours = np.argmax(_windows(np.asarray(ours[key])), axis=-1)
+        winner_base = np.argmax(_windows(np.asarray(base[key])), axis=-1)
+        differ = (winner_ours != winner_base) & (windows.max(axis=-1) > 0)
+        value_ours = np.take_along_axis(windows, winner_ours[..., None], axis=-1)[..., 0]
+        value_base = np.take_along_axis(windows, winner_base[..., None], axis=-1)[..., 0]
+        allowed = (tol.atol * float(np.max(np.abs(reference), initial=0.0))
+                   + tol.rtol * np.maximum(np.abs(value_ours), np.abs(value_base)))
+        block = key[len(POOL_INPUT_PREFIX):]
+        flipped[block] = int(differ.sum())
+        unexplained[block] = int((differ & (np.abs(value_ours - value_base) > allowed)).sum())
+    return PoolRouting(flipped, unexplained) if keys else None
+
+
+_ENCODER_BLOCK = re.compile(r"^encoder\.block(\d+)\.")
+
+
 def level3_checks(judge: Judge, backend: str, baseline: str,
-                  outcomes: Mapping[str, BackendOutcome],
-                  outputs: Mapping[str, Any]) -> list[Check]:
-    """L3: loss, gradients (per layer scale) and the weights after one Adam step (pooled)."""
+                  outcomes: Mapping[str, BackendOutcome], outputs: Mapping[str, Any], *,
+                  routing: PoolRouting | None = None) -> list[Check]:
+    """L3: loss, gradients (per layer scale) and the weights after one Adam step (pooled).
+
+    ``routing`` (:func:`pool_routing`): when max-pool winners differ between the backends only
+    where float64 has a tie within L2's tolerance, the gradients of the encoder layers that feed
+    the deepest such pool (blocks ``0..i``: backpropagation reaches them through the flipped
+    window) are judged as ``grad_tie_routed``; any other routing difference is named in the
+    messages of failing gradient checks.
+    """
     ours, base, missing = _paired("L3", "loss_and_grads", backend, baseline, outcomes, outputs)
     if missing:
         return missing
@@ -137,9 +241,21 @@ def level3_checks(judge: Judge, backend: str, baseline: str,
             checks.append(Check("L3", "grad", name, backend, baseline, "fail",
                                 message=f"{backend} did not return {key}"))
             continue
-        checks.append(judge.compare(level="L3", stage="grad", quantity=name, backend=backend,
-                                    reference=baseline, expected=base[key], actual=ours[key],
-                                    group_max_abs=group if np.isfinite(group) else None))
+        block = _ENCODER_BLOCK.match(name)
+        tie_routed = (routing is not None and routing.rounding_only and block is not None
+                      and int(block.group(1)) <= (routing.deepest or 0))
+        check = judge.compare(level="L3", stage="grad_tie_routed" if tie_routed else "grad",
+                              quantity=name, backend=backend, reference=baseline,
+                              expected=base[key], actual=ours[key],
+                              group_max_abs=group if np.isfinite(group) else None)
+        if routing is not None and routing.deepest is not None and (
+                tie_routed or check.verdict == "fail"):
+            note = routing.describe() + (
+                ": within L2's tolerance of a float64 tie, so float32 rounding routes this "
+                "layer's gradient through other pixels" if routing.rounding_only else "")
+            check = dataclasses.replace(
+                check, message=f"{check.message}; {note}" if check.message else note)
+        checks.append(check)
     checks.extend(pooled_weights(judge, "L3", "stepped", backend, baseline, base, ours))
     return checks
 

@@ -28,7 +28,7 @@ from parity.architecture import (
     encoder_widths,
 )
 from parity.config import ModelConfig
-from parity.contract import BATCH_KEYS, NETWORK_OUTPUT_KEYS, check_keys
+from parity.contract import BATCH_KEYS, NETWORK_OUTPUT_KEYS, check_keys, pool_input_keys
 from parity.conventions import centre_mask, support_margin_px
 
 tf = _import_tensorflow()
@@ -340,7 +340,8 @@ def _batch_tensors(model: PtychoPINN, batch: Mapping[str, np.ndarray]) -> tuple[
 
 
 def forward_outputs(model: PtychoPINN, batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Forward pass of one batch; every key of ``parity.contract.NETWORK_OUTPUT_KEYS`` as NumPy.
+    """Forward pass of one batch; every key of ``parity.contract.NETWORK_OUTPUT_KEYS`` as NumPy,
+    then the encoder's pool inputs (``parity.contract.pool_input_keys``).
 
     Parameters
     ----------
@@ -371,4 +372,18 @@ def forward_outputs(model: PtychoPINN, batch: Mapping[str, np.ndarray]) -> dict[
     diffraction, relative = _batch_tensors(model, batch)
     x_scaled = diffraction * model.intensity_scale
     out = model({"diffraction_scaled": x_scaled, "relative_px": relative}, training=False)
-    return {key: np.asarray(out[key].numpy()) for key in NETWORK_OUTPUT_KEYS}
+    outputs = {key: np.asarray(out[key].numpy()) for key in NETWORK_OUTPUT_KEYS}
+    outputs.update(_pool_inputs(model, x_scaled))
+    return outputs
+
+
+def _pool_inputs(model: PtychoPINN, diffraction_scaled: Any) -> dict[str, np.ndarray]:
+    """Each encoder block's activation before its max-pool (``parity.contract.pool_input_keys``),
+    channel-first: the same layers on the same input as :meth:`PtychoPINN.network`."""
+    h = tf.transpose(diffraction_scaled / model.intensity_scale, (0, 2, 3, 1))
+    outputs = {}
+    for i, key in enumerate(pool_input_keys(model.config)):
+        h = model.conv(f"encoder.block{i}.conv1")(model.conv(f"encoder.block{i}.conv0")(h))
+        outputs[key] = np.asarray(tf.transpose(h, (0, 3, 1, 2)).numpy())
+        h = _max_pool(h)
+    return outputs

@@ -27,7 +27,7 @@ from parity.architecture import (
     encoder_widths,
 )
 from parity.config import ModelConfig
-from parity.contract import NETWORK_OUTPUT_KEYS, check_keys
+from parity.contract import NETWORK_OUTPUT_KEYS, check_keys, pool_input_keys
 from parity.conventions import centre_mask, kernel_from_oihw, kernel_to_oihw, support_margin_px
 
 __all__ = ["PtychoPINN", "build_model", "export_weights", "forward_outputs", "import_weights"]
@@ -363,7 +363,8 @@ def _batch_tensors(model: PtychoPINN, batch: Mapping[str, np.ndarray],
 
 
 def forward_outputs(model: PtychoPINN, batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Forward pass of one batch; every key of ``parity.contract.NETWORK_OUTPUT_KEYS`` as NumPy.
+    """Forward pass of one batch; every key of ``parity.contract.NETWORK_OUTPUT_KEYS`` as NumPy,
+    then the encoder's pool inputs (``parity.contract.pool_input_keys``).
 
     Parameters
     ----------
@@ -394,7 +395,23 @@ def forward_outputs(model: PtychoPINN, batch: Mapping[str, np.ndarray]) -> dict[
     try:
         with torch.no_grad():
             out = model(x_scaled, relative)
+            out.update(_pool_inputs(model, x_scaled))
     finally:
         model.train(was_training)
-    return {key: out[key].detach().to("cpu").contiguous().numpy() for key in NETWORK_OUTPUT_KEYS}
+    keys = (*NETWORK_OUTPUT_KEYS, *pool_input_keys(model.config))
+    return {key: out[key].detach().to("cpu").contiguous().numpy() for key in keys}
+
+
+def _pool_inputs(model: PtychoPINN, diffraction_scaled: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Each encoder block's activation before its max-pool (``parity.contract.pool_input_keys``):
+    the same modules on the same input as :meth:`PtychoPINN.network`."""
+    h = diffraction_scaled / model.intensity_scale
+    if model.channels_last:
+        h = h.contiguous(memory_format=torch.channels_last)
+    outputs = {}
+    for i, key in enumerate(pool_input_keys(model.config)):
+        h = getattr(model.encoder, f"block{i}")(h)
+        outputs[key] = h
+        h = F.max_pool2d(h, 2)
+    return outputs
 

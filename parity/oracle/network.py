@@ -25,7 +25,7 @@ from scipy.special import expit
 
 from parity.architecture import BORDER_CHANNELS, decoder_widths, encoder_widths, weight_shapes
 from parity.config import ModelConfig, TrainConfig
-from parity.contract import BATCH_KEYS, check_keys
+from parity.contract import BATCH_KEYS, check_keys, pool_input_keys
 from parity.conventions import centre_mask, support_margin_px
 from parity.oracle.physics import (
     exit_wave,
@@ -249,7 +249,8 @@ def forward_outputs(config: ModelConfig, weights: Mapping[str, np.ndarray],
         (B, F', N/2, N/2) decoder-base features (all channels, border ones included);
         ``amplitude`` / ``phase`` (B, C_out, N, N) final head outputs (activation, N/4 zero pad,
         plus the border branch with ``probe_big``); ``object_patches`` (B, C_out, N, N);
-        ``trimmed_obj`` (B, N, N); ``pred_amplitude`` (B, C, N, N) in count units.
+        ``trimmed_obj`` (B, N, N); ``pred_amplitude`` (B, C, N, N) in count units; then the
+        optional :func:`parity.contract.pool_input_keys` (each encoder block before its pool).
 
     Raises
     ------
@@ -264,9 +265,11 @@ def forward_outputs(config: ModelConfig, weights: Mapping[str, np.ndarray],
     w = check_weights(config, weights)
     diffraction, relative, probe, s = check_batch(config, batch)
     h = np.moveaxis((s * diffraction) / s, 1, -1)  # IntensityScaler, then channel-last
-    for i in range(len(encoder_widths(config))):
+    pool_inputs = {}
+    for key, i in zip(pool_input_keys(config), range(len(encoder_widths(config))), strict=True):
         h = _conv(h, w, f"encoder.block{i}.conv0", "relu")
         h = _conv(h, w, f"encoder.block{i}.conv1", "relu")
+        pool_inputs[key] = _channel_first(h)
         h = max_pool_2x2(h)
     encoded = h
     decoded_amp, amplitude = _decoder(config, w, encoded, "decoder_amp", config.amp_activation)
@@ -290,6 +293,7 @@ def forward_outputs(config: ModelConfig, weights: Mapping[str, np.ndarray],
         "object_patches": object_patches,
         "trimmed_obj": trimmed_obj,
         "pred_amplitude": s * farfield_amplitude(psi),
+        **pool_inputs,
     }
     return outputs
 

@@ -7,7 +7,7 @@ import pytest
 
 from parity.divergences import load_registry
 from parity.judge import Judge
-from parity.ladder import level4_checks
+from parity.ladder import level3_checks, level4_checks, pool_routing
 from parity.runner import BackendOutcome
 from parity.tolerances import load_table
 
@@ -61,3 +61,71 @@ def test_l4_judges_chaotic_steps_against_the_baselines_noise_floor(noise_scale: 
     weights = next(c for c in level4_checks(judge, "pt", "tf", outcomes, outputs) if c.stage == "weights")
     assert weights.verdict == verdict, weights.message
     assert weights.measured["noise_floor_ratio"] == pytest.approx(1 / noise_scale, rel=1e-3)
+
+
+def _pool_inputs(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """float64 'oracle' pool inputs of two blocks, one window with an exact float64 tie."""
+    block0 = rng.uniform(0.1, 1.0, (1, 2, 4, 4))
+    block0[0, 0, 0, 0] = block0[0, 0, 0, 1] = 2.0  # window (0, 0) of channel 0: a tie
+    block1 = rng.uniform(0.1, 1.0, (1, 2, 2, 2))
+    return {"pool_input.encoder.block0": block0, "pool_input.encoder.block1": block1}
+
+
+def test_pool_routing_accepts_a_flipped_float64_tie_and_names_a_real_routing_change() -> None:
+    judge = Judge(load_table(), load_registry(), device="cpu")
+    oracle = _pool_inputs(np.random.default_rng(0))
+    base = {k: v.astype(np.float32) for k, v in oracle.items()}
+    ours = {k: v.copy() for k, v in base.items()}
+    ours["pool_input.encoder.block0"][0, 0, 0, 0] -= np.float32(2e-7)  # rounding: the tie flips
+    routing = pool_routing(judge, ours, base, oracle)
+    assert routing is not None
+    assert routing.flipped == {"encoder.block0": 1, "encoder.block1": 0}
+    assert routing.rounding_only and routing.deepest == 0
+    # A winner moved where float64 has no tie (0.5 apart): not rounding.
+    moved = {k: v.copy() for k, v in ours.items()}
+    window = moved["pool_input.encoder.block1"][0, 1]
+    window[np.unravel_index(np.argmin(window), window.shape)] = 5.0
+    routing = pool_routing(judge, moved, base, oracle)
+    assert routing.unexplained == {"encoder.block0": 0, "encoder.block1": 1}
+    assert not routing.rounding_only and routing.deepest == 1
+    assert "not a float64 tie" in routing.describe()
+    assert pool_routing(judge, {}, base, oracle) is None  # no pool inputs: no diagnosis
+
+
+def _l3_outputs(shift: float) -> tuple:
+    rng = np.random.default_rng(5)
+    names = ("encoder.block0.conv0.kernel", "encoder.block0.conv0.bias",
+             "encoder.block1.conv0.kernel", "decoder_amp.head.kernel")
+    base = {f"grad/{n}": rng.normal(size=(3, 3, 2, 4) if n.endswith("kernel") else (4,))
+            .astype(np.float32) for n in names}
+    ours = {k: v.copy() for k, v in base.items()}
+    for key in ("grad/encoder.block0.conv0.kernel", "grad/encoder.block0.conv0.bias"):
+        ours[key][0] += np.float32(shift)  # one window routed elsewhere: a local change
+    loss = np.float64(1.0)
+    outcome = BackendOutcome(backend="x", status="ok", seconds=0.0, manifest={}, message="")
+    outputs = {"tf": {"loss_and_grads": {"loss": loss, **base}},
+               "pt": {"loss_and_grads": {"loss": loss, **ours}}}
+    return outputs, {"tf": outcome, "pt": outcome}
+
+
+@pytest.mark.parametrize(("rounding_only", "verdict"), [(True, "pass"), (False, "fail")])
+def test_l3_judges_gradients_above_a_rounding_flip_by_the_tie_routed_rule(
+        rounding_only: bool, verdict: str) -> None:
+    """A 1 %-of-max change in encoder block 0's gradients fails the strict rule; it passes as
+    ``grad_tie_routed`` only when L2 showed a max-pool winner flipped at a float64 tie there."""
+    from parity.ladder import PoolRouting
+
+    judge = Judge(load_table(), load_registry(), device="cpu")
+    outputs, outcomes = _l3_outputs(shift=0.02)
+    routing = PoolRouting({"encoder.block0": 1, "encoder.block1": 0},
+                          {"encoder.block0": 0 if rounding_only else 1, "encoder.block1": 0})
+    checks = {c.quantity: c for c in level3_checks(judge, "pt", "tf", outcomes, outputs,
+                                                   routing=routing) if c.level == "L3"}
+    block0 = checks["encoder.block0.conv0.kernel"]
+    assert block0.stage == ("grad_tie_routed" if rounding_only else "grad")
+    assert block0.verdict == verdict, block0.message
+    assert "max-pool winners differ" in block0.message
+    assert checks["encoder.block1.conv0.kernel"].stage == "grad"  # after the flipped pool: strict
+    assert checks["decoder_amp.head.kernel"].stage == "grad"
+    strict = {c.quantity: c for c in level3_checks(judge, "pt", "tf", outcomes, outputs)}
+    assert strict["encoder.block0.conv0.kernel"].verdict == "fail"  # no routing: strict

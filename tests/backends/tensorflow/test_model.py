@@ -12,7 +12,7 @@ tf = pytest.importorskip("tensorflow")
 from backends.tensorflow import model as tf_model  # noqa: E402
 from parity.architecture import init_weights, weight_shapes  # noqa: E402
 from parity.config import ModelConfig  # noqa: E402
-from parity.contract import NETWORK_OUTPUT_KEYS  # noqa: E402
+from parity.contract import NETWORK_OUTPUT_KEYS, pool_input_keys  # noqa: E402
 from parity.oracle import network as oracle_network  # noqa: E402
 
 FORWARD_CASES = [
@@ -39,8 +39,9 @@ def test_forward_matches_oracle_network(config, rng, helpers):
     batch = helpers.random_batch(rng, config, B=2)
     got = tf_model.forward_outputs(model, batch)
     expected = oracle_network.forward_outputs(config, weights, batch)
-    assert set(got) == set(NETWORK_OUTPUT_KEYS)
-    for key in NETWORK_OUTPUT_KEYS:
+    keys = (*NETWORK_OUTPUT_KEYS, *pool_input_keys(config))
+    assert set(got) == set(keys)
+    for key in keys:
         want_dtype = np.complex64 if np.iscomplexobj(expected[key]) else np.float32
         assert got[key].dtype == want_dtype, f"{key}: dtype {got[key].dtype}, want {want_dtype}"
         helpers.close(expected[key], got[key], rtol_of_max=helpers.NETWORK_RTOL, what=key)

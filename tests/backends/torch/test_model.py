@@ -11,7 +11,7 @@ import torch
 from backends.torch.model import build_model, export_weights, forward_outputs, import_weights
 from parity.architecture import conv_layers, decoder_widths, init_weights, weight_shapes
 from parity.config import ModelConfig
-from parity.contract import NETWORK_OUTPUT_KEYS
+from parity.contract import NETWORK_OUTPUT_KEYS, pool_input_keys
 from parity.oracle import network as oracle_network
 from parity.oracle import physics as oracle
 
@@ -44,7 +44,7 @@ def test_forward_with_neutral_weights(helpers, rng: np.random.Generator, N: int,
     config = ModelConfig(N=N, gridsize=gridsize, probe_big=probe_big, probe_mask=probe_big)
     batch = _batch(rng, config)
     out = forward_outputs(_model(config), batch)
-    assert set(out) == set(NETWORK_OUTPUT_KEYS)
+    assert set(out) == {*NETWORK_OUTPUT_KEYS, *pool_input_keys(config)}
     B, C, q = 2, config.channels, N // 4
     widths = [layer.out_channels for layer in conv_layers(config)]
     expected = {
@@ -92,7 +92,7 @@ def test_forward_matches_float64_oracle_network(helpers, rng: np.random.Generato
     model = _model(config)
     for channels_last in (False, True):  # the fast path runs channels-last: same formulas
         out = forward_outputs(model.use_channels_last(channels_last), batch)
-        for key in NETWORK_OUTPUT_KEYS:
+        for key in (*NETWORK_OUTPUT_KEYS, *pool_input_keys(config)):
             # Up to eleven float32 conv layers of rounding: measured worst 4.5e-6 of max|ref|
             # (phase head), over N in {32, 64, 128}, gridsize 1/2, probe_big on/off, both
             # layouts; 1e-5 leaves a 2x margin. A wrong layer order, activation, padding or

@@ -9,7 +9,7 @@ import pytest
 
 from parity.architecture import init_weights
 from parity.config import ModelConfig, TrainConfig
-from parity.contract import HOOKS, NETWORK_OUTPUT_KEYS, PHYSICS_OUTPUT_KEYS, Adapter
+from parity.contract import HOOKS, NETWORK_OUTPUT_KEYS, PHYSICS_OUTPUT_KEYS, Adapter, pool_input_keys
 from parity.effective import FRAMEWORK_SECTION, effective_config_dict
 from parity.oracle.adapter import OracleAdapter
 from parity.oracle.network import forward_outputs
@@ -109,8 +109,8 @@ def test_network_forward_and_stitch_delegate():
              "probe": np.ones((32, 32), np.complex64), "intensity_scale": np.float64(2.0)}
     out = OracleAdapter().network_forward(config, weights, batch)
     direct = forward_outputs(config, weights, batch)
-    assert list(out) == list(NETWORK_OUTPUT_KEYS)
-    for key in NETWORK_OUTPUT_KEYS:
+    assert list(out) == [*NETWORK_OUTPUT_KEYS, *pool_input_keys(config)]
+    for key in out:
         np.testing.assert_array_equal(out[key], direct[key], err_msg=key)  # deterministic
     patches = out["trimmed_obj"]
     obj, origin = OracleAdapter().stitch(patches, np.array([[20.0, 21.5]]), crop_px=8)

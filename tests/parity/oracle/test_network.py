@@ -8,7 +8,7 @@ from scipy.signal import correlate2d
 
 from parity.architecture import decoder_widths, encoder_widths, init_weights
 from parity.config import ModelConfig, TrainConfig
-from parity.contract import NETWORK_OUTPUT_KEYS
+from parity.contract import NETWORK_OUTPUT_KEYS, pool_input_keys
 from parity.conventions import centre_mask
 from parity.oracle.network import (
     activation,
@@ -45,7 +45,7 @@ def test_output_shapes_and_dtypes(N, gridsize, probe_big, object_big):
     config = ModelConfig(N=N, gridsize=gridsize, probe_big=probe_big, object_big=object_big)
     B, C, C_out = 2, config.channels, config.output_channels
     out = forward_outputs(config, init_weights(config, seed=1), _batch(config, B))
-    assert list(out) == list(NETWORK_OUTPUT_KEYS)
+    assert list(out) == [*NETWORK_OUTPUT_KEYS, *pool_input_keys(config)]
     expected = {
         "encoded": (B, encoder_widths(config)[-1], 8, 8),
         "decoded_amp": (B, decoder_widths(config)[-1], N // 2, N // 2),
@@ -56,11 +56,20 @@ def test_output_shapes_and_dtypes(N, gridsize, probe_big, object_big):
         "trimmed_obj": (B, N, N),
         "pred_amplitude": (B, C, N, N),
     }
+    side = N
+    for key, width in zip(pool_input_keys(config), encoder_widths(config), strict=True):
+        expected[key] = (B, width, side, side)  # each block's activation before its pool
+        side //= 2
     for key, shape in expected.items():
         assert out[key].shape == shape, key
         kind = np.complex128 if key in ("object_patches", "trimmed_obj") else np.float64
         assert out[key].dtype == kind, key
         assert np.isfinite(out[key]).all(), key
+    # The last pool input, pooled, is the encoder output: exactly (the same float64 values).
+    last = out[pool_input_keys(config)[-1]]
+    pooled = last.reshape(B, last.shape[1], 8, 2, 8, 2).max(axis=(3, 5))
+    np.testing.assert_array_equal(pooled, out["encoded"])
+    assert all((out[k] >= 0).all() for k in pool_input_keys(config))  # after ReLU
 
 
 def test_conv_matches_scipy_correlate2d():
