@@ -23,7 +23,8 @@ from hypothesis import strategies as st
 
 from fixtures.cases import get_case
 from parity.cli import EXIT_USAGE, main
-from parity.contract import NETWORK_OUTPUT_KEYS, PHYSICS_OUTPUT_KEYS
+from parity.config import ModelConfig
+from parity.contract import NETWORK_OUTPUT_KEYS, PHYSICS_OUTPUT_KEYS, pool_input_keys
 from parity.engine import RunPlan, run_parity
 from parity.registry import ADAPTERS_ENV, available_adapters, load_adapter
 from parity.results import BackendRun, RunResult
@@ -93,7 +94,9 @@ def _pair_checks(result: RunResult, backend: str) -> list:
 def _assert_baseline_kept(result: RunResult) -> None:
     """The oracle's own checks at every level are present and pass, whatever the other did."""
     assert _run_of(result, BASELINE).status == "ok"
-    counts = {"L0": 3, "L1": len(PHYSICS_OUTPUT_KEYS), "L2": len(NETWORK_OUTPUT_KEYS)}
+    model = ModelConfig(**result.config["model"])
+    counts = {"L0": 3, "L1": len(PHYSICS_OUTPUT_KEYS),
+              "L2": len(NETWORK_OUTPUT_KEYS) + len(pool_input_keys(model))}
     for level, count in counts.items():
         own = _checks(result, BASELINE, level)
         assert len(own) == count, (level, [c.name for c in own])
