@@ -245,6 +245,7 @@ def _run(plan: RunPlan, work: Path, table: ToleranceTable, known: DivergenceRegi
     if "L4" in levels:
         files["batches"] = save_input(inputs_dir / "batches.npz",
                                       l4_batches(data, train, steps=L4_STEPS, seed=plan.seed))
+    if levels & {"L3", "L4"}:  # the baseline's own noise floor: the same stage, weights jittered
         files["weights_perturbed"] = save_input(inputs_dir / "weights_perturbed.npz",
                                                 perturbed_weights(weights, seed=plan.seed))
 

@@ -59,7 +59,7 @@ def backend_tasks(plan: RunPlan, files: Mapping[str, str], *,
 
     ``files`` maps input names (``data``, ``physics``, ``weights``, ``batch``, ``batches``,
     ``weights_perturbed``) to their paths relative to the job directory. The baseline also
-    reruns the L4 steps from jittered weights: the noise floor L4 is judged against.
+    reruns L3 and the L4 steps from jittered weights: the noise floor they are judged against.
     """
     levels = set(plan.levels)
     tasks: list[dict[str, Any]] = [{"name": "effective_config", "kind": "effective_config"}]
@@ -71,6 +71,9 @@ def backend_tasks(plan: RunPlan, files: Mapping[str, str], *,
     if "L3" in levels:
         tasks.append({"name": "loss_and_grads", "kind": "loss_and_grads",
                       "weights": files["weights"], "batch": files["batch"]})
+        if is_baseline:
+            tasks.append({"name": "loss_and_grads_noise", "kind": "loss_and_grads",
+                          "weights": files["weights_perturbed"], "batch": files["batch"]})
     if "L4" in levels:
         tasks.append({"name": "train_steps", "kind": "train_steps",
                       "weights": files["weights"], "batches": files["batches"]})

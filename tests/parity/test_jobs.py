@@ -53,8 +53,8 @@ FILES = {name: f"../inputs/{name}.npz" for name in
 @pytest.mark.parametrize(("levels", "seeds", "baseline_tasks", "other_tasks"), [
     (("L0",), (), ["effective_config"], ["effective_config"]),
     (("L0", "L1", "L2", "L3", "L4", "L5"), (),
-     ["effective_config", "physics", "network", "loss_and_grads", "train_steps",
-      "train_steps_noise", "train"],
+     ["effective_config", "physics", "network", "loss_and_grads", "loss_and_grads_noise",
+      "train_steps", "train_steps_noise", "train"],
      ["effective_config", "physics", "network", "loss_and_grads", "train_steps", "train"]),
     (("L5",), (3, 5), ["effective_config", "train", "train_seed5"],
      ["effective_config", "train", "train_seed5"]),
@@ -70,5 +70,5 @@ def test_backend_tasks_follow_the_levels(levels, seeds, baseline_tasks, other_ta
     trains = [t for t in baseline if t["kind"] == "train"]
     assert [t.get("seed") for t in trains] == ((list(seeds) or [None]) if "L5" in levels else [])
     assert len({t["workdir"] for t in trains}) == len(trains)  # one bundle per training
-    noise = [t for t in baseline if t["name"] == "train_steps_noise"]
+    noise = [t for t in baseline if t["name"].endswith("_noise")]
     assert all(t["weights"] == FILES["weights_perturbed"] for t in noise)

@@ -129,3 +129,23 @@ def test_l3_judges_gradients_above_a_rounding_flip_by_the_tie_routed_rule(
     assert checks["decoder_amp.head.kernel"].stage == "grad"
     strict = {c.quantity: c for c in level3_checks(judge, "pt", "tf", outcomes, outputs)}
     assert strict["encoder.block0.conv0.kernel"].verdict == "fail"  # no routing: strict
+
+
+@pytest.mark.parametrize(("noise_scale", "verdict"), [(0.1, "pass"), (0.01, "fail")])
+def test_l3_gradient_passes_within_the_baselines_own_noise_floor(noise_scale: float,
+                                                                 verdict: str) -> None:
+    """A 1 %-of-max gradient difference fails the strict bound; it passes when the baseline's
+    own gradients from 1e-7-jittered weights spread a tenth as far (ratio 10 <= 30), not a
+    hundredth (ratio 100)."""
+    judge = Judge(load_table(), load_registry(), device="cpu")
+    outputs, outcomes = _l3_outputs(shift=0.02)
+    base = outputs["tf"]["loss_and_grads"]
+    ours = outputs["pt"]["loss_and_grads"]
+    noise = {k: (base[k] + noise_scale * (ours[k] - base[k])).astype(np.float32)
+             for k in base if k.startswith("grad/")}
+    outputs["tf"]["loss_and_grads_noise"] = {"loss": base["loss"], **noise}
+    checks = {c.quantity: c for c in level3_checks(judge, "pt", "tf", outcomes, outputs)}
+    kernel = checks["encoder.block0.conv0.kernel"]
+    assert kernel.verdict == verdict, kernel.message
+    assert kernel.measured["noise_floor_ratio"] == pytest.approx(1 / noise_scale, rel=1e-3)
+    assert checks["decoder_amp.head.kernel"].verdict == "pass"  # identical: never judged by it
