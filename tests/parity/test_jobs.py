@@ -53,8 +53,8 @@ FILES = {name: f"../inputs/{name}.npz" for name in
 @pytest.mark.parametrize(("levels", "seeds", "baseline_tasks", "other_tasks"), [
     (("L0",), (), ["effective_config"], ["effective_config"]),
     (("L0", "L1", "L2", "L3", "L4", "L5"), (),
-     ["effective_config", "physics", "network", "loss_and_grads", "loss_and_grads_noise",
-      "train_steps", "train_steps_noise", "train"],
+     ["effective_config", "physics", "network", "loss_and_grads", "train_steps",
+      "train_steps_noise", "loss_and_grads_noise", "train"],
      ["effective_config", "physics", "network", "loss_and_grads", "train_steps", "train"]),
     (("L5",), (3, 5), ["effective_config", "train", "train_seed5"],
      ["effective_config", "train", "train_seed5"]),
