@@ -56,6 +56,54 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+#: Stitching figures: warm-up calls, then the median of this many timed calls (vectorised; the
+#: per-patch loop, slow on purpose, takes the median of ``LOOP_REPEATS``).
+STITCH_WARMUP = 2
+STITCH_REPEATS = 21
+LOOP_REPEATS = 3
+
+#: The issue's target: vectorised stitching at least this many times faster than the loop.
+STITCH_SPEEDUP_TARGET = 50.0
+
+
+def _median_seconds(call: Callable[[], Any], *, warmup: int, repeats: int) -> float:
+    for _ in range(warmup):
+        call()
+    seconds = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        call()
+        seconds.append(time.perf_counter() - t0)
+    return statistics.median(seconds)
+
+
+def _stitch_figures(adapter: Adapter, loop: Callable[..., Any], patches: np.ndarray,
+                    centres_px: np.ndarray, crop_px: int) -> dict[str, Any]:
+    """Vectorised stitching (the adapter's hook) against the per-patch loop, same inputs."""
+    obj, _ = adapter.stitch(patches, centres_px, crop_px=crop_px)
+    vectorised = _median_seconds(lambda: adapter.stitch(patches, centres_px, crop_px=crop_px),
+                                 warmup=STITCH_WARMUP, repeats=STITCH_REPEATS)
+    looped = _median_seconds(lambda: loop(patches, centres_px, crop_px=crop_px),
+                             warmup=0, repeats=LOOP_REPEATS)
+    pixels = float(np.asarray(obj).size)
+    return {"patches": int(patches.shape[0]), "canvas_px": list(np.shape(obj)),
+            "crop_px": crop_px, "stitch_ms": vectorised * 1e3, "loop_ms": looped * 1e3,
+            "stitch_pixels_per_s": pixels / vectorised, "stitch_loop_pixels_per_s": pixels / looped,
+            "stitch_speedup": looped / vectorised}
+
+
+def _case_stitch(adapter: Adapter, loop: Callable[..., Any],
+                 spec: Mapping[str, Any]) -> dict[str, Any]:
+    """Stitching at the case's own group centres and crop (seeded random patches: the cost does
+    not depend on their values)."""
+    centres = np.asarray(spec["centres_px"], dtype=np.float64)
+    N = int(spec["N"])
+    rng = np.random.default_rng(0)
+    shape = (centres.shape[0], N, N)
+    patches = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(np.complex64)
+    return _stitch_figures(adapter, loop, patches, centres, int(spec["crop_px"]))
+
+
 def bench_backend(adapter: Adapter, model: ModelConfig, train: TrainConfig,
                   task: Mapping[str, Any], job_dir: Path,
                   emit: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
@@ -90,22 +138,12 @@ def bench_backend(adapter: Adapter, model: ModelConfig, train: TrainConfig,
             patches = adapter.infer(result.bundle_dir, data)
             infer_s.append(time.perf_counter() - t0)
         infer_gps = data.diffraction.shape[0] / statistics.median(infer_s[1:] or infer_s)
-        stitch_s = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            obj, _origin = adapter.stitch(np.asarray(patches), data.centres_px,
-                                          crop_px=config.stitch_crop_px)
-            stitch_s.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        stitch_module.stitch_patches_loop(np.asarray(patches), data.centres_px,
-                                          crop_px=config.stitch_crop_px)
-        loop_s = time.perf_counter() - t0
-        pixels = float(np.asarray(obj).size)
+        stitching = _stitch_figures(adapter, stitch_module.stitch_patches_loop,
+                                    np.asarray(patches), data.centres_px, config.stitch_crop_px)
         row = {**point, "train_groups_per_s": train_gps, "epoch_seconds": epoch_s,
                "infer_groups_per_s": infer_gps,
-               "stitch_pixels_per_s": pixels / statistics.median(stitch_s),
-               "stitch_loop_pixels_per_s": pixels / loop_s,
-               "stitch_speedup": loop_s / statistics.median(stitch_s),
+               **{k: stitching[k] for k in ("stitch_pixels_per_s", "stitch_loop_pixels_per_s",
+                                            "stitch_speedup")},
                "peak_rss_mb": _peak_rss_mb()}
         env = adapter.environment()
         for key in ("gpu_peak_bytes", "cuda_max_memory_allocated"):
@@ -113,7 +151,13 @@ def bench_backend(adapter: Adapter, model: ModelConfig, train: TrainConfig,
                 row["gpu_peak_mb"] = float(env[key]) / 2**20
         rows.append(row)
         emit({"backend": adapter.name, "task": "bench", "event": "point", **row})
-    return {"rows": rows, "environment": adapter.environment()}
+    figures: dict[str, Any] = {"rows": rows, "environment": adapter.environment()}
+    if task.get("case_stitch"):
+        figures["case_stitch"] = _case_stitch(adapter, stitch_module.stitch_patches_loop,
+                                              task["case_stitch"])
+        emit({"backend": adapter.name, "task": "bench", "event": "case_stitch",
+              **figures["case_stitch"]})
+    return figures
 
 
 def run_bench(*, backends: tuple[str, ...] = ("tensorflow", "torch"), case: str = "default",
@@ -121,6 +165,7 @@ def run_bench(*, backends: tuple[str, ...] = ("tensorflow", "torch"), case: str 
               repeats: int = 3, ladder: bool = True,
               progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Benchmark every backend; return ``{"backends": {name: figures}, "ladder": ..., ...}``."""
+    from parity.prepare import group_container, prepare
     from parity.runner import run_backend
     from parity.session import resolve_inputs
 
@@ -133,6 +178,8 @@ def run_bench(*, backends: tuple[str, ...] = ("tensorflow", "torch"), case: str 
         {"n_groups": 128, "N": 128, "batch_size": 16},
     ]
     figures: dict[str, Any] = {"case": case, "sizing": sizing, "sweep": sweep, "backends": {}}
+    centres = prepare(container, group_container(container, model), model).centres_px
+    case_stitch = {"centres_px": centres.tolist(), "N": model.N, "crop_px": model.stitch_crop_px}
     with tempfile.TemporaryDirectory(prefix="parity-bench-") as tmp:
         for backend in backends:
             job_dir = Path(tmp) / backend
@@ -140,7 +187,7 @@ def run_bench(*, backends: tuple[str, ...] = ("tensorflow", "torch"), case: str 
             job = {"backend": backend, "device": device, "seed": 0, "deterministic": False,
                    "model": dataclasses.asdict(model), "train": dataclasses.asdict(train),
                    "tasks": [{"name": "bench", "kind": "bench", "sweep": sweep,
-                              "repeats": repeats}]}
+                              "repeats": repeats, "case_stitch": case_stitch}]}
             (job_dir / "job.json").write_text(json.dumps(job))
             outcome = run_backend(job_dir, timeout_s=3600, on_progress=progress)
             record = outcome.manifest.get("tasks", {}).get("bench", {})
@@ -199,6 +246,18 @@ def render_markdown(figures: Mapping[str, Any]) -> str:
                          f"{fmt(row['stitch_loop_pixels_per_s'], 1e6)} | "
                          f"{fmt(row['stitch_speedup'])} | {fmt(row['peak_rss_mb'])} | "
                          f"{fmt(row.get('gpu_peak_mb'))} |")
+    stitched = {b: r["case_stitch"] for b, r in figures["backends"].items() if r.get("case_stitch")}
+    if stitched:
+        lines += ["", f"Stitching on the case's own geometry (median of {STITCH_REPEATS} calls "
+                      f"after {STITCH_WARMUP} warm-up; loop: median of {LOOP_REPEATS}); target "
+                      f">= {STITCH_SPEEDUP_TARGET:g}x the per-patch loop:", "",
+                  "| backend | patches | canvas | crop | vectorised ms | loop ms | speed-up | "
+                  "target |", "|---|---|---|---|---|---|---|---|"]
+        for backend, c in stitched.items():
+            met = "met" if c["stitch_speedup"] >= STITCH_SPEEDUP_TARGET else "NOT met"
+            lines.append(f"| {backend} | {c['patches']} | {c['canvas_px'][0]}x{c['canvas_px'][1]} "
+                         f"| {c['crop_px']} | {c['stitch_ms']:.3g} | {c['loop_ms']:.3g} | "
+                         f"{c['stitch_speedup']:.3g} | {met} |")
     if figures.get("ratios"):
         lines += ["", "torch / tensorflow ratios:", "",
                   "| groups | N | batch | train | infer | stitch |", "|---|---|---|---|---|---|"]

@@ -3,11 +3,13 @@
 Twin of ``backends/tensorflow/stitch.py``; float64 reference
 :func:`parity.oracle.stitch.stitch_patches`.
 The canvas geometry (integer origin, size) is computed on the host from the ``(n, 2)`` centres by
-:func:`parity.oracle.stitch.canvas_geometry` / :func:`~parity.oracle.stitch.crop_corners`; the
-splat runs on the device: the four bilinear taps of every patch are summed on its ``(M+1)**2``
-footprint, and all footprints go into one ``index_add_`` on a complex numerator (and one on the
-real overlap count), then
-``numerator / (count + STITCH_NORM_EPS)``. ``index_add_`` is deterministic on CUDA under
+:func:`parity.oracle.stitch.canvas_geometry` / :func:`~parity.oracle.stitch.crop_corners`. On the
+device, each crop is moved by its sub-pixel fraction onto an ``(M+1)**2`` footprint (bilinear,
+x then y, over shifted views of the zero-padded crops), and one ``scatter_add_``
+sums every footprint into the complex numerator. The overlap count depends on the positions only:
+it is computed on the host, exactly, as a float64 summed-area table
+(:func:`_inverse_overlap`), and the object is ``numerator / (count + STITCH_NORM_EPS)``.
+``scatter_add_`` on a 1-D tensor is deterministic on CUDA under
 ``torch.use_deterministic_algorithms(True)``.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from torch.nn import functional as F  # noqa: N812 - the usual torch idiom
 
 from backends.torch import _select_device
 from parity.conventions import STITCH_NORM_EPS, centre_crop_slice
@@ -52,6 +55,59 @@ def _tap_weights(frac: np.ndarray) -> list[np.ndarray]:
     return [wy[dy] * wx[dx] for dy, dx in _TAPS]
 
 
+def _axis_weights(frac: np.ndarray) -> np.ndarray:
+    """Bilinear weights ``(1 - fx, fx, 1 - fy, fy)`` per patch, ``(4, n)``: float64 rounded once
+    to float32, so each is accurate RELATIVE to its size.
+
+    Not ``torch.lerp``: its weight on the far operand is ``1 - w`` computed from a float32 ``w``,
+    off by up to 3e-8 absolute; where two crop edges of weight ~1e-4 overlap at the rim of the
+    scan, that moved the stitched pixel by 1e-4 relative (found by the property test).
+    """
+    fx, fy = frac[:, 0], frac[:, 1]
+    return np.stack([1.0 - fx, fx, 1.0 - fy, fy]).astype(np.float32)
+
+
+def _footprints(crops: torch.Tensor, weights: np.ndarray) -> torch.Tensor:
+    """Each ``(M, M)`` crop moved by ``+frac`` onto its ``(n, M+1, M+1)`` complex64 footprint.
+
+    Along one axis ``footprint[j] = (1 - f) crop[j] + f crop[j - 1]`` with ``crop[-1] =
+    crop[M] = 0``: two shifted views of the zero-padded crop, weighted (x, then y), on the real
+    view; ``weights`` from :func:`_axis_weights`.
+    """
+    padded = torch.view_as_real(F.pad(crops, (1, 1, 1, 1)))  # (n, M+2, M+2, 2)
+    w = torch.as_tensor(weights[:, :, None, None, None], device=crops.device)
+    along_x = padded[:, :, 1:] * w[0]  # (n, M+2, M+1, 2)
+    along_x.addcmul_(padded[:, :, :-1], w[1])
+    footprint = along_x[:, 1:] * w[2]  # (n, M+1, M+1, 2)
+    return torch.view_as_complex(footprint.addcmul_(along_x[:, :-1], w[3]))
+
+
+def _inverse_overlap(integer: np.ndarray, weights: np.ndarray, crop_px: int,
+                     shape: tuple[int, int]) -> np.ndarray:
+    """``1 / (count + STITCH_NORM_EPS)`` on the ``(H', W')`` canvas, float32.
+
+    A patch's overlap weight is the outer product of two 1-D profiles; along y it is ``wy0`` on
+    rows ``oy .. oy+M-1`` plus ``wy1`` on rows ``oy+1 .. oy+M`` (same along x), with the float32
+    weights of :func:`_axis_weights` the footprints use. So the 2-D weight is four boxes, each
+    four signed corners in a difference image whose 2-D cumulative sum (a summed-area table,
+    float64) is the count: 16 values per patch instead of ``(M+1)**2``, exact to float64
+    rounding. ``canvas_geometry`` leaves a pixel past the last footprint row and column, so every
+    corner (at most ``o + M + 1``) lies inside the canvas.
+    """
+    height, width = shape
+    steps = np.array([0, 1, crop_px, crop_px + 1])  # box edges: +w0, +w1, -w0, -w1
+    rows = (integer[:, 1:2] + steps) * width
+    cols = integer[:, 0:1] + steps
+    wx, wy = weights[0:2].T.astype(np.float64), weights[2:4].T.astype(np.float64)  # (n, 2)
+    row_signs = np.concatenate([wy, -wy], axis=1)
+    col_signs = np.concatenate([wx, -wx], axis=1)
+    delta = np.bincount((rows[:, :, None] + cols[:, None, :]).ravel(),
+                        (row_signs[:, :, None] * col_signs[:, None, :]).ravel(),
+                        minlength=height * width)
+    count = torch.from_numpy(delta).view(height, width).cumsum_(0).cumsum_(1).numpy()  # float64
+    return (1.0 / (count + STITCH_NORM_EPS)).astype(np.float32)
+
+
 def stitch_patches(patches: np.ndarray | torch.Tensor, centres_px: np.ndarray, *,
                    crop_px: int) -> tuple[np.ndarray, tuple[int, int]]:
     """Stitch patches centred at ``centres_px`` into one object, vectorised on the device.
@@ -80,34 +136,22 @@ def stitch_patches(patches: np.ndarray | torch.Tensor, centres_px: np.ndarray, *
 
     Notes
     -----
-    ``sum_taps w * crop / (sum_taps w + STITCH_NORM_EPS)`` accumulated over all patches; taps are
-    weighted in float64 on the host (per patch) and splatted in float32. No Python loop over
-    patches: the four taps are summed on each patch's ``(M+1)**2`` footprint, then one
-    ``index_add_`` places every footprint.
+    ``sum_taps w * crop / (sum_taps w + STITCH_NORM_EPS)`` accumulated over all patches. No Python
+    loop over patches: bilinear footprints in float32 on the device (:func:`_footprints`), one
+    ``scatter_add_`` of ``n (M+1)**2`` values, the overlap count in float64 on the host
+    (:func:`_inverse_overlap`).
     """
     crops, integer, frac, origin, (height, width) = _prepare(patches, centres_px, crop_px)
+    weights = _axis_weights(frac)
     device = crops.device
-    n, side = crops.shape[0], crop_px + 1
-    weights = torch.as_tensor(np.stack(_tap_weights(frac)), dtype=torch.float32, device=device)
-    # The four taps of a patch land on one (M+1)^2 footprint: sum them there first (four shifted
-    # slices), then ONE index_add_ of n (M+1)^2 values instead of 4 n M^2 (complex numerator and
-    # real overlap count side by side: no stacking of Re, Im and count into one tensor).
-    footprint = torch.zeros((n, side, side), dtype=torch.complex64, device=device)
-    coverage = torch.zeros((n, side, side), dtype=torch.float32, device=device)
-    for t, (dy, dx) in enumerate(_TAPS):  # four taps, not patches
-        tap = weights[t][:, None, None]
-        footprint[:, dy:dy + crop_px, dx:dx + crop_px] += tap * crops
-        coverage[:, dy:dy + crop_px, dx:dx + crop_px] += tap
-    rows = torch.arange(side, device=device, dtype=torch.int64)
-    corner = torch.as_tensor(integer, device=device)
-    index = ((corner[:, 1, None, None] + rows[None, :, None]) * width
-             + corner[:, 0, None, None] + rows[None, None, :]).reshape(-1)  # (n (M+1)^2,)
+    rows = np.arange(crop_px + 1)
+    offsets = (rows[:, None] * width + rows).reshape(1, -1)  # footprint pixel -> canvas offset
+    corner = integer[:, 1:2] * width + integer[:, 0:1]  # (n, 1) flat canvas index of [0, 0]
+    index = torch.as_tensor(corner, device=device) + torch.as_tensor(offsets, device=device)
     numerator = torch.zeros(height * width, dtype=torch.complex64, device=device)
-    numerator.index_add_(0, index, footprint.reshape(-1))
-    count = torch.zeros(height * width, dtype=torch.float32, device=device)
-    count.index_add_(0, index, coverage.reshape(-1))
-    obj = numerator / (count + STITCH_NORM_EPS)
-    return obj.reshape(height, width).cpu().numpy(), origin
+    numerator.scatter_add_(0, index.view(-1), _footprints(crops, weights).reshape(-1))
+    inverse = _inverse_overlap(integer, weights, crop_px, (height, width))
+    return numerator.cpu().numpy().reshape(height, width) * inverse, origin
 
 
 def stitch_patches_loop(patches: np.ndarray | torch.Tensor, centres_px: np.ndarray, *,

@@ -1,0 +1,104 @@
+"""Benchmarks (parity/bench.py): what is timed, how figures derive from timings, the report.
+
+No test here asserts a speed: timings vary with the machine. They check which calls are timed,
+that every figure is consistent with the timings it comes from, and that the report states the
+stitching target honestly (met / NOT met).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from fixtures.cases import get_case
+from parity import bench
+from parity.oracle.adapter import OracleAdapter
+from parity.oracle.stitch import canvas_geometry
+from parity.prepare import group_container, prepare
+
+
+class _CountingLoop:
+    """The oracle stitcher standing in for a backend's per-patch loop; counts its calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, patches: np.ndarray, centres_px: np.ndarray, *,
+                 crop_px: int) -> tuple[np.ndarray, tuple[int, int]]:
+        self.calls += 1
+        return OracleAdapter().stitch(patches, centres_px, crop_px=crop_px)
+
+
+class _CountingAdapter(OracleAdapter):
+    stitch_calls = 0
+
+    def stitch(self, patches: np.ndarray, centres_px: np.ndarray, *,
+               crop_px: int) -> tuple[np.ndarray, tuple[int, int]]:
+        type(self).stitch_calls += 1
+        return super().stitch(patches, centres_px, crop_px=crop_px)
+
+
+def test_stitch_figures_time_both_stitchers_on_the_same_inputs() -> None:
+    rng = np.random.default_rng(0)
+    patches = (rng.standard_normal((12, 16, 16)) + 1j).astype(np.complex64)
+    centres = rng.uniform(10.0, 40.0, (12, 2))
+    adapter, loop = _CountingAdapter(), _CountingLoop()
+    _CountingAdapter.stitch_calls = 0
+    figures = bench._stitch_figures(adapter, loop, patches, centres, 8)
+    # One call for the output size, the warm-up calls, then the timed ones; the loop is not warmed.
+    assert _CountingAdapter.stitch_calls == 1 + bench.STITCH_WARMUP + bench.STITCH_REPEATS
+    assert loop.calls == bench.LOOP_REPEATS
+    _, (height, width) = canvas_geometry(centres, 8)
+    assert figures["canvas_px"] == [height, width] and figures["patches"] == 12
+    # Every figure derives from the two medians (exact arithmetic, float64 rounding only).
+    assert figures["stitch_speedup"] == pytest.approx(figures["loop_ms"] / figures["stitch_ms"],
+                                                      rel=1e-12)
+    assert figures["stitch_pixels_per_s"] == pytest.approx(
+        height * width / (figures["stitch_ms"] / 1e3), rel=1e-12)
+    assert figures["stitch_loop_pixels_per_s"] == pytest.approx(
+        height * width / (figures["loop_ms"] / 1e3), rel=1e-12)
+
+
+def test_case_stitch_uses_the_cases_own_group_centres_and_crop() -> None:
+    case = get_case("small")
+    container, model = case.build(0), case.model_config()
+    centres = prepare(container, group_container(container, model), model).centres_px
+    spec = {"centres_px": centres.tolist(), "N": model.N, "crop_px": model.stitch_crop_px}
+    figures = bench._case_stitch(OracleAdapter(), _CountingLoop(), spec)
+    assert figures["patches"] == centres.shape[0]
+    assert figures["crop_px"] == model.stitch_crop_px
+    assert figures["canvas_px"] == list(canvas_geometry(centres, model.stitch_crop_px)[1])
+
+
+def _backend_record(speedup: float) -> dict[str, Any]:
+    row = {"n_groups": 8, "N": 32, "batch_size": 4, "train_groups_per_s": 10.0,
+           "infer_groups_per_s": 20.0, "stitch_pixels_per_s": 1e6 * speedup,
+           "stitch_loop_pixels_per_s": 1e6, "stitch_speedup": speedup, "peak_rss_mb": 500.0}
+    case = {"patches": 361, "canvas_px": [115, 115], "crop_px": 20, "stitch_ms": 100 / speedup,
+            "loop_ms": 100.0, "stitch_pixels_per_s": 1.0, "stitch_loop_pixels_per_s": 1.0,
+            "stitch_speedup": speedup}
+    return {"status": "ok", "message": "", "rows": [row], "case_stitch": case}
+
+
+def test_report_states_whether_the_stitching_target_is_met() -> None:
+    backends = {"tensorflow": _backend_record(120.0), "torch": _backend_record(30.0)}
+    figures = {"case": "default", "sizing": "", "backends": backends,
+               "ratios": bench._ratios(backends)}
+    text = bench.render_markdown(figures)
+    assert "| tensorflow | 361 | 115x115 | 20 | 0.833 | 100 | 120 | met |" in text
+    assert "| torch | 361 | 115x115 | 20 | 3.33 | 100 | 30 | NOT met |" in text
+    assert f"target >= {bench.STITCH_SPEEDUP_TARGET:g}x" in text
+    # torch / tensorflow ratios, per sweep point.
+    assert figures["ratios"] == [{"n_groups": 8, "N": 32, "batch_size": 4,
+                                  "train_groups_per_s": 1.0, "infer_groups_per_s": 1.0,
+                                  "stitch_pixels_per_s": 0.25}]
+
+
+def test_report_names_a_failed_backend_and_keeps_the_other() -> None:
+    backends = {"tensorflow": {"status": "crashed", "message": "exit code -11"},
+                "torch": _backend_record(80.0)}
+    text = bench.render_markdown({"case": "default", "sizing": "", "backends": backends})
+    assert "| tensorflow | failed: crashed exit code -11 |" in text
+    assert "| torch | 361 | 115x115 | 20 | 1.25 | 100 | 80 | met |" in text
