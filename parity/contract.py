@@ -322,6 +322,23 @@ class Adapter(abc.ABC):
         """Load a bundle (fresh process safe) and predict ``trimmed_obj`` (B, N, N) complex64."""
         raise NotImplementedError(f"{self.name} does not implement infer")
 
+    def predict_with_weights(self, config: ModelConfig, weights: Mapping[str, np.ndarray],
+                             data: PreparedData, *, batch_size: int = 64) -> np.ndarray:
+        """``trimmed_obj`` (B, N, N) for every group of ``data`` from a network holding the given
+        neutral-layout ``weights`` (L5 runs one backend's trained weights through another).
+
+        Default: :meth:`network_forward` batch by batch (it builds the network per call and also
+        returns the L2 diagnostics). A backend overrides this with its inference pipeline on one
+        network built from ``weights``; the result must be what :meth:`infer` gives for a bundle
+        holding the same weights.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size={batch_size}; expected >= 1")
+        parts = [np.asarray(self.network_forward(
+                     config, weights, data.batch(slice(start, start + batch_size)))["trimmed_obj"])
+                 for start in range(0, data.diffraction.shape[0], batch_size)]
+        return np.concatenate(parts, axis=0)
+
     def stitch(self, patches: np.ndarray, centres_px: np.ndarray, *,
                crop_px: int) -> tuple[np.ndarray, tuple[int, int]]:
         """Stitch (n, N, N) patches at centres (n, 2) -> (object (H', W') c64, origin (x0, y0))."""

@@ -22,6 +22,7 @@ import numpy as np
 from parity.config import ModelConfig, TrainConfig
 from parity.contract import NETWORK_OUTPUT_KEYS, PHYSICS_OUTPUT_KEYS, POOL_INPUT_PREFIX
 from parity.judge import Judge
+from parity.oracle.network import pool_windows_2x2
 from parity.results import Check
 from parity.runner import BackendOutcome
 
@@ -161,13 +162,6 @@ class PoolRouting:
         return "max-pool winners differ between the backends (" + "; ".join(parts) + ")"
 
 
-def _windows(features: np.ndarray) -> np.ndarray:
-    """``(B, F, H, W)`` -> ``(B, F, H/2, W/2, 4)``: the 2x2 max-pool windows, row-major inside."""
-    B, F, H, W = features.shape
-    return (features.reshape(B, F, H // 2, 2, W // 2, 2).transpose(0, 1, 2, 4, 3, 5)
-            .reshape(B, F, H // 2, W // 2, 4))
-
-
 def pool_routing(judge: Judge, ours: Mapping[str, np.ndarray], base: Mapping[str, np.ndarray],
                  oracle: Mapping[str, np.ndarray]) -> PoolRouting | None:
     """Compare the max-pool winners of two backends' pool inputs (L2 outputs, same batch and
@@ -190,9 +184,9 @@ def pool_routing(judge: Judge, ours: Mapping[str, np.ndarray], base: Mapping[str
                 and reference.ndim == 4 and reference.shape[2] % 2 == 0
                 and reference.shape[3] % 2 == 0):
             return None
-        windows = _windows(reference)
-        winner_ours = np.argmax(_windows(np.asarray(ours[key])), axis=-1)
-        winner_base = np.argmax(_windows(np.asarray(base[key])), axis=-1)
+        windows = pool_windows_2x2(reference, height_axis=2)
+        winner_ours = np.argmax(pool_windows_2x2(np.asarray(ours[key]), height_axis=2), axis=-1)
+        winner_base = np.argmax(pool_windows_2x2(np.asarray(base[key]), height_axis=2), axis=-1)
         differ = (winner_ours != winner_base) & (windows.max(axis=-1) > 0)
         value_ours = np.take_along_axis(windows, winner_ours[..., None], axis=-1)[..., 0]
         value_base = np.take_along_axis(windows, winner_base[..., None], axis=-1)[..., 0]

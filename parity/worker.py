@@ -95,11 +95,7 @@ def _nonfinite(arrays: Mapping[str, np.ndarray]) -> list[str]:
 
 def _predict_with_weights(adapter: Adapter, model: ModelConfig, weights: Mapping[str, np.ndarray],
                           data: PreparedData, batch_size: int) -> dict[str, np.ndarray]:
-    patches = []
-    for start in range(0, data.diffraction.shape[0], batch_size):
-        out = adapter.network_forward(model, weights, data.batch(slice(start, start + batch_size)))
-        patches.append(np.asarray(out["trimmed_obj"]))
-    trimmed = np.concatenate(patches, axis=0)
+    trimmed = adapter.predict_with_weights(model, weights, data, batch_size=batch_size)
     obj, origin = adapter.stitch(trimmed, data.centres_px, crop_px=model.stitch_crop_px)
     return {"trimmed_obj": trimmed, "reconstructed_obj": obj, "origin_px": np.asarray(origin)}
 

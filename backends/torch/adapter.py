@@ -160,6 +160,21 @@ class TorchAdapter(Adapter):
         """:func:`backends.torch.infer.infer`: ``trimmed_obj`` ``(B, N, N)`` complex64."""
         return self._run(_backend("infer").infer, bundle_dir, data)
 
+    def predict_with_weights(self, config: ModelConfig, weights: Mapping[str, np.ndarray],
+                             data: PreparedData, *, batch_size: int = 64) -> np.ndarray:
+        """:func:`backends.torch.infer.predict_patches` on one network built from ``weights`` (probe and
+        ``s`` from ``data``): the inference pipeline, as for a bundle holding these weights."""
+
+        def run() -> np.ndarray:
+            model_module = _backend("model")
+            net = model_module.build_model(config, seed=0)
+            model_module.import_weights(net, weights)
+            net.to(_select_device())
+            net.set_physics(data.probe, data.intensity_scale)
+            return _backend("infer").predict_patches(net, data, batch_size=batch_size)
+
+        return self._run(run)
+
     def stitch(self, patches: np.ndarray, centres_px: np.ndarray, *,
                crop_px: int) -> tuple[np.ndarray, tuple[int, int]]:
         """:func:`backends.torch.stitch.stitch_patches`."""

@@ -47,6 +47,7 @@ __all__ = [
     "forward_outputs",
     "loss_value",
     "max_pool_2x2",
+    "pool_windows_2x2",
     "upsample_nearest_2x",
 ]
 
@@ -89,12 +90,26 @@ def conv2d_same(features: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> n
     return out + np.asarray(bias, dtype=np.float64)
 
 
-def max_pool_2x2(features: np.ndarray) -> np.ndarray:
-    """2x2 max-pool with stride 2 of ``(B, H, W, C)`` (H, W even) -> ``(B, H/2, W/2, C)``."""
-    B, H, W, C = features.shape
+def pool_windows_2x2(features: np.ndarray, *, height_axis: int) -> np.ndarray:
+    """The 2x2, stride-2 max-pool windows of the spatial axes ``height_axis`` and
+    ``height_axis + 1`` as a trailing axis of 4 (row-major inside the window); both sides halved.
+
+    ``(B, H, W, C)`` with ``height_axis=1`` -> ``(B, H/2, W/2, C, 4)``; channel-first
+    ``(B, F, H, W)`` with ``height_axis=2`` -> ``(B, F, H/2, W/2, 4)``.
+    """
+    shape = features.shape
+    H, W = shape[height_axis], shape[height_axis + 1]
     if H % 2 or W % 2:
         raise ValueError(f"max-pool input is {H}x{W}; expected even sides")
-    return features.reshape(B, H // 2, 2, W // 2, 2, C).max(axis=(2, 4))
+    split = features.reshape((*shape[:height_axis], H // 2, 2, W // 2, 2,
+                              *shape[height_axis + 2:]))
+    inside = np.moveaxis(split, (height_axis + 1, height_axis + 3), (-2, -1))
+    return inside.reshape((*inside.shape[:-2], 4))
+
+
+def max_pool_2x2(features: np.ndarray) -> np.ndarray:
+    """2x2 max-pool with stride 2 of ``(B, H, W, C)`` (H, W even) -> ``(B, H/2, W/2, C)``."""
+    return pool_windows_2x2(features, height_axis=1).max(axis=-1)
 
 
 def upsample_nearest_2x(features: np.ndarray) -> np.ndarray:

@@ -20,6 +20,7 @@ from parity.contract import (  # noqa: E402
     NETWORK_OUTPUT_KEYS,
     PHYSICS_INPUT_KEYS,
     PHYSICS_OUTPUT_KEYS,
+    Adapter,
 )
 from parity.effective import shared_part  # noqa: E402
 from parity.oracle.adapter import OracleAdapter  # noqa: E402
@@ -132,6 +133,20 @@ def test_unavailable_gpu_request_is_an_error():
         pytest.skip("a GPU is visible: the request would be valid")
     with pytest.raises(ValueError, match="TensorFlow sees no GPU"):
         TensorFlowAdapter(device="gpu").build_model(ModelConfig(N=32, stitch_crop_px=16), seed=0)
+
+
+def test_predict_with_weights_is_the_inference_pipeline(trained_bundle):
+    """L5's hook: a network built from the bundle's neutral weights predicts what ``infer`` does
+    from the bundle (same kernels, same batch size: the same bits)."""
+    bundle, case, _, _ = trained_bundle
+    adapter = TensorFlowAdapter()
+    with np.load(bundle / "weights.npz") as archive:
+        weights = dict(archive)
+    got = adapter.predict_with_weights(case.config, weights, case.data)
+    np.testing.assert_array_equal(got, adapter.infer(bundle, case.data))
+    # And the L2 hook, batch by batch (the contract's default), within float32 rounding.
+    default = Adapter.predict_with_weights(adapter, case.config, weights, case.data, batch_size=7)
+    np.testing.assert_allclose(got, default, rtol=0, atol=1e-5 * np.abs(got).max())
 
 
 def test_train_infer_stitch_through_the_adapter(trained_bundle, tmp_path, helpers):

@@ -18,7 +18,7 @@ from backends.torch.model import build_model, forward_outputs, import_weights
 from backends.torch.train import loss_and_grads
 from parity.architecture import init_weights
 from parity.config import ModelConfig, TrainConfig
-from parity.contract import HOOKS, PHYSICS_OUTPUT_KEYS
+from parity.contract import HOOKS, PHYSICS_OUTPUT_KEYS, Adapter
 from parity.effective import effective_config_dict, shared_part
 from parity.oracle import physics as oracle
 from parity.oracle.stitch import stitch_patches as oracle_stitch
@@ -131,6 +131,20 @@ def test_train_and_infer_hooks(trained_bundle) -> None:
     patches = adapter.infer(bundle, case.data)
     stitched, origin = adapter.stitch(patches, case.data.centres_px, crop_px=12)
     assert stitched.dtype == np.complex64 and len(origin) == 2
+
+
+def test_predict_with_weights_is_the_inference_pipeline(trained_bundle) -> None:
+    """L5's hook: a network built from the bundle's neutral weights predicts what ``infer`` does
+    from the bundle (same device, same kernels, same batch size: the same bits)."""
+    bundle, case, _ = trained_bundle
+    adapter = TorchAdapter(device="cpu")
+    with np.load(bundle / "weights.npz") as archive:
+        weights = dict(archive)
+    got = adapter.predict_with_weights(case.config, weights, case.data)
+    np.testing.assert_array_equal(got, adapter.infer(bundle, case.data))
+    # And the L2 hook, batch by batch (the contract's default), within float32 rounding.
+    default = Adapter.predict_with_weights(adapter, case.config, weights, case.data, batch_size=7)
+    np.testing.assert_allclose(got, default, rtol=0, atol=1e-5 * np.abs(got).max())
 
 
 def test_weights_hooks_round_trip() -> None:

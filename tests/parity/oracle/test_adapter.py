@@ -117,6 +117,28 @@ def test_network_forward_and_stitch_delegate():
     assert obj.dtype == np.complex128 and len(origin) == 2
 
 
+def test_predict_with_weights_default_runs_network_forward_batch_by_batch():
+    """The contract's default (used by the oracle and any adapter without its own): every group
+    through :meth:`network_forward`, whatever the batch size."""
+    config = ModelConfig(N=32, gridsize=1)
+    weights = init_weights(config, seed=4)
+    rng = np.random.default_rng(2)
+    from parity.contract import PreparedData
+
+    data = PreparedData(diffraction=rng.uniform(0, 1, (5, 1, 32, 32)).astype(np.float32),
+                        relative_px=np.zeros((5, 1, 2)), centres_px=rng.uniform(20, 40, (5, 2)),
+                        probe=np.ones((32, 32), np.complex64), intensity_scale=2.0,
+                        normalisation=1.0)
+    adapter = OracleAdapter()
+    whole = adapter.network_forward(config, weights, data.batch(slice(0, 5)))["trimmed_obj"]
+    for batch_size in (1, 2, 64):
+        got = adapter.predict_with_weights(config, weights, data, batch_size=batch_size)
+        # float64, one group's forward does not depend on the others: 1e-12 of max at most.
+        np.testing.assert_allclose(got, whole, rtol=0, atol=1e-12 * np.abs(whole).max())
+    with pytest.raises(ValueError, match="batch_size=0"):
+        adapter.predict_with_weights(config, weights, data, batch_size=0)
+
+
 def test_effective_config_is_the_shared_dict():
     model, train = ModelConfig(N=64, gridsize=2), TrainConfig(epochs=2)
     effective = OracleAdapter().effective_config(model, train)
