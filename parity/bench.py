@@ -1,11 +1,12 @@
 """Benchmarks: what each backend costs, measured in one run, side by side.
 
-``parity bench`` runs, per backend and in its own subprocess: training throughput (groups/s after
-a warm-up epoch), inference throughput (groups/s, second call), stitching throughput (output
-pixels/s) of the vectorised stitcher and of a plain per-patch loop, peak host memory (RSS) and GPU
-peak where the adapter reports one; a scaling sweep over the number of groups, N and batch size;
-and the time each ladder level takes. Medians over repeats; JSON plus a markdown table in a
-timestamped bundle; torch/TF ratios.
+``parity bench`` runs, per backend and in its own subprocess: training throughput (groups/s, the
+median epoch after a warm-up epoch), inference throughput (groups/s, second call), stitching
+throughput (output pixels/s) of the vectorised stitcher and of a plain per-patch loop, peak host
+memory (RSS) and GPU peak where the adapter reports one; a scaling sweep over the number of
+groups, N and batch size; stitching at the case's own geometry against the 50x target; and the
+time each ladder level takes. Medians over repeats; JSON plus a markdown table in a timestamped
+bundle; torch/TF ratios.
 
 Figures are measured, never asserted in unit tests.
 """
@@ -17,6 +18,7 @@ import dataclasses
 import importlib
 import itertools
 import json
+import math
 import resource
 import statistics
 import tempfile
@@ -55,6 +57,10 @@ def _synthetic_data(n_groups: int, config: ModelConfig, seed: int) -> PreparedDa
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
+
+#: Training throughput: the median epoch of at least ``repeats`` epochs after the warm-up one, and
+#: of enough epochs to see this many groups (short epochs vary by ~20 % on a shared CPU).
+MIN_MEASURED_GROUPS = 1024
 
 #: Stitching figures: warm-up calls, then the median of this many timed calls (vectorised; the
 #: per-patch loop, slow on purpose, takes the median of ``LOOP_REPEATS``).
@@ -116,8 +122,9 @@ def bench_backend(adapter: Adapter, model: ModelConfig, train: TrainConfig,
     for i, point in enumerate(sweep):
         config = dataclasses.replace(model, N=int(point["N"]),
                                      stitch_crop_px=min(model.stitch_crop_px, int(point["N"])))
+        measured_epochs = max(repeats, math.ceil(MIN_MEASURED_GROUPS / int(point["n_groups"])))
         settings = dataclasses.replace(train, batch_size=int(point["batch_size"]),
-                                       epochs=1 + repeats, validation_fraction=0.0,
+                                       epochs=1 + measured_epochs, validation_fraction=0.0,
                                        plateau_patience=1000, early_stop_patience=1000)
         data = _synthetic_data(int(point["n_groups"]), config, seed=i)
         stamps: list[float] = []
