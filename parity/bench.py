@@ -171,7 +171,23 @@ def run_bench(*, backends: tuple[str, ...] = ("tensorflow", "torch"), case: str 
               sweep: list[dict[str, int]] | None = None, device: str | None = None,
               repeats: int = 3, ladder: bool = True,
               progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """Benchmark every backend; return ``{"backends": {name: figures}, "ladder": ..., ...}``."""
+    """Benchmark every backend; return ``{"backends": {name: figures}, "ladder": ..., ...}``.
+
+    Raises
+    ------
+    ValueError
+        Before any work: no backend named, ``repeats < 1``, or a sweep point that is not
+        ``{"n_groups", "N", "batch_size"}`` with positive integers.
+    """
+    if not backends:
+        raise ValueError("no backend to benchmark; name at least one (--backends)")
+    if repeats < 1:
+        raise ValueError(f"repeats={repeats}; expected >= 1")
+    for point in sweep or []:
+        if (set(point) != {"n_groups", "N", "batch_size"}
+                or not all(isinstance(v, int) and v >= 1 for v in point.values())):
+            raise ValueError(f"sweep point {point}; expected positive integers n_groups, N, "
+                             "batch_size")
     from parity.prepare import group_container, prepare
     from parity.runner import run_backend
     from parity.session import resolve_inputs

@@ -102,3 +102,21 @@ def test_report_names_a_failed_backend_and_keeps_the_other() -> None:
     text = bench.render_markdown({"case": "default", "sizing": "", "backends": backends})
     assert "| tensorflow | failed: crashed exit code -11 |" in text
     assert "| torch | 361 | 115x115 | 20 | 1.25 | 100 | 80 | met |" in text
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"backends": ()}, "no backend to benchmark"),
+    ({"repeats": 0}, "repeats=0; expected >= 1"),
+    ({"sweep": [{"n_groups": 0, "N": 64, "batch_size": 16}]}, "sweep point"),
+    ({"sweep": [{"n_groups": 8, "N": 64}]}, "sweep point"),
+])
+def test_bench_rejects_bad_settings_before_any_work(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        bench.run_bench(**kwargs)
+
+
+def test_bench_command_names_a_bad_repeat_count(capsys: pytest.CaptureFixture[str]) -> None:
+    from parity.cli import main
+
+    assert main(["bench", "--repeats", "0"]) == 2
+    assert "repeats=0; expected >= 1" in capsys.readouterr().err
