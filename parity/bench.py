@@ -200,7 +200,8 @@ def run_bench(*, backends: tuple[str, ...] = ("tensorflow", "torch"), case: str 
         {"n_groups": 256, "N": model.N, "batch_size": 32},
         {"n_groups": 128, "N": 128, "batch_size": 16},
     ]
-    figures: dict[str, Any] = {"case": case, "sizing": sizing, "sweep": sweep, "backends": {}}
+    figures: dict[str, Any] = {"case": case, "device": device, "sizing": sizing, "sweep": sweep,
+                               "backends": {}}
     centres = prepare(container, group_container(container, model), model).centres_px
     case_stitch = {"centres_px": centres.tolist(), "N": model.N, "crop_px": model.stitch_crop_px}
     with tempfile.TemporaryDirectory(prefix="parity-bench-") as tmp:
@@ -234,23 +235,66 @@ def run_bench(*, backends: tuple[str, ...] = ("tensorflow", "torch"), case: str 
     return figures
 
 
-def _ratios(backends: Mapping[str, Any]) -> list[dict[str, Any]]:
-    if "torch" not in backends or "tensorflow" not in backends:
-        return []
+#: Throughput figures that get ratios (torch over TensorFlow; one device over another).
+THROUGHPUTS = ("train_groups_per_s", "infer_groups_per_s", "stitch_pixels_per_s")
+
+
+def _row_ratios(rows: list[Mapping[str, Any]],
+                reference: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per sweep point (same sweep, same order), each throughput of ``rows`` over ``reference``."""
     out = []
-    for t_row, f_row in zip(backends["torch"].get("rows", []),
-                            backends["tensorflow"].get("rows", []), strict=False):
-        ratio: dict[str, Any] = {k: t_row[k] for k in ("n_groups", "N", "batch_size")}
-        for key in ("train_groups_per_s", "infer_groups_per_s", "stitch_pixels_per_s"):
-            if t_row.get(key) and f_row.get(key):
-                ratio[key] = t_row[key] / f_row[key]
+    for row, ref in zip(rows, reference, strict=False):
+        ratio: dict[str, Any] = {k: row[k] for k in ("n_groups", "N", "batch_size")}
+        for key in THROUGHPUTS:
+            if row.get(key) and ref.get(key):
+                ratio[key] = row[key] / ref[key]
         out.append(ratio)
     return out
 
 
+def _ratios(backends: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """torch / TensorFlow per sweep point (empty unless both ran)."""
+    if "torch" not in backends or "tensorflow" not in backends:
+        return []
+    return _row_ratios(backends["torch"].get("rows", []), backends["tensorflow"].get("rows", []))
+
+
+def device_ratios(reference: Mapping[str, Any], other: Mapping[str, Any]) -> dict[str, Any]:
+    """Each backend's throughputs on ``other``'s device over ``reference``'s (e.g. GPU / CPU),
+    per sweep point, and the case stitching time ratio (``reference`` ms / ``other`` ms)."""
+    out: dict[str, Any] = {}
+    for backend, record in other["backends"].items():
+        base = reference["backends"].get(backend, {})
+        entry: dict[str, Any] = {"rows": _row_ratios(record.get("rows", []), base.get("rows", []))}
+        mine, theirs = record.get("case_stitch"), base.get("case_stitch")
+        if mine and theirs:
+            entry["case_stitch_speedup"] = theirs["stitch_ms"] / mine["stitch_ms"]
+        out[backend] = entry
+    return out
+
+
 def render_markdown(figures: Mapping[str, Any]) -> str:
-    """The benchmark as markdown tables."""
-    lines = [f"# Benchmark: case {figures['case']}", "", f"{figures.get('sizing', '')}", ""]
+    """The benchmark as markdown tables (one section per device, then the device ratios)."""
+    if "by_device" not in figures:
+        return _render_device(figures)
+    devices = list(figures["by_device"])
+    parts = [_render_device(figures["by_device"][d], title=f"device {d}") for d in devices]
+    lines = [f"# {devices[1]} / {devices[0]}", "", "| backend | groups | N | batch | train | "
+             "infer | stitch |", "|---|---|---|---|---|---|---|"]
+    for backend, entry in figures["device_ratios"].items():
+        for r in entry["rows"]:
+            lines.append(f"| {backend} | {r['n_groups']} | {r['N']} | {r['batch_size']} | "
+                         + " | ".join(f"{r[k]:.3g}" if k in r else "-" for k in THROUGHPUTS)
+                         + " |")
+        if "case_stitch_speedup" in entry:
+            lines.append(f"| {backend} | case stitching | | | | | "
+                         f"{entry['case_stitch_speedup']:.3g} |")
+    return "\n".join(parts) + "\n" + "\n".join(lines) + "\n"
+
+
+def _render_device(figures: Mapping[str, Any], title: str | None = None) -> str:
+    heading = f"# Benchmark: case {figures['case']}" + (f", {title}" if title else "")
+    lines = [heading, "", f"{figures.get('sizing', '')}", ""]
     lines += ["| backend | groups | N | batch | train groups/s | infer groups/s | stitch Mpx/s | "
               "loop Mpx/s | stitch speed-up | peak RSS MB | GPU peak MB |",
               "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -303,7 +347,8 @@ def add_bench_command(sub: Any) -> None:
     parser = sub.add_parser("bench", help="throughput and memory of each backend, side by side")
     parser.add_argument("--case", default="default")
     parser.add_argument("--backends", default="tensorflow,torch")
-    parser.add_argument("--device", default=None)
+    parser.add_argument("--device", default=None,
+                        help="device request (cpu, cuda); two, e.g. cpu,cuda, to get their ratios")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="one sweep point, no ladder timing")
     parser.add_argument("--out", default="reports")
@@ -315,8 +360,19 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     backends = tuple(b for b in args.backends.split(",") if b)
     sweep = [{"n_groups": 128, "N": 64, "batch_size": 16}] if args.quick else None
-    figures = run_bench(backends=backends, case=args.case, sweep=sweep, device=args.device,
-                        repeats=args.repeats, ladder=not args.quick)
+    devices = [d.strip() for d in (args.device or "").split(",") if d.strip()]
+    if len(devices) > 2 or len(set(devices)) != len(devices):
+        raise ValueError(f"--device {args.device!r}: give one device, or two to compare "
+                         "(e.g. cpu,cuda)")
+    if len(devices) < 2:
+        figures = run_bench(backends=backends, case=args.case, sweep=sweep,
+                            device=devices[0] if devices else None, repeats=args.repeats,
+                            ladder=not args.quick)
+    else:
+        by_device = {d: run_bench(backends=backends, case=args.case, sweep=sweep, device=d,
+                                  repeats=args.repeats, ladder=not args.quick) for d in devices}
+        figures = {"case": args.case, "by_device": by_device,
+                   "device_ratios": device_ratios(by_device[devices[0]], by_device[devices[1]])}
     text = render_markdown(figures)
     print(text)
     stamp = stamp_now()

@@ -120,3 +120,33 @@ def test_bench_command_names_a_bad_repeat_count(capsys: pytest.CaptureFixture[st
 
     assert main(["bench", "--repeats", "0"]) == 2
     assert "repeats=0; expected >= 1" in capsys.readouterr().err
+
+
+def test_two_devices_get_each_backends_throughput_ratios() -> None:
+    """``--device cpu,cuda``: every figure of the second device over the first, per backend."""
+    cpu = {"case": "default", "backends": {"torch": _backend_record(40.0)}}
+    gpu_record = _backend_record(400.0)
+    gpu_record["rows"][0].update(train_groups_per_s=80.0, infer_groups_per_s=500.0)
+    gpu = {"case": "default", "backends": {"torch": gpu_record,
+                                           "tensorflow": {"status": "error", "message": "no GPU"}}}
+    ratios = bench.device_ratios(cpu, gpu)
+    assert ratios["torch"]["rows"] == [{"n_groups": 8, "N": 32, "batch_size": 4,
+                                        "train_groups_per_s": 8.0, "infer_groups_per_s": 25.0,
+                                        "stitch_pixels_per_s": 10.0}]
+    assert ratios["torch"]["case_stitch_speedup"] == pytest.approx(10.0)
+    assert ratios["tensorflow"] == {"rows": []}  # failed on the second device: no ratio
+    text = bench.render_markdown({"case": "default", "by_device": {"cpu": cpu, "cuda": gpu},
+                                  "device_ratios": ratios})
+    assert "# Benchmark: case default, device cpu" in text
+    assert "| tensorflow | failed: error no GPU |" in text
+    assert "# cuda / cpu" in text and "| torch | 8 | 32 | 4 | 8 | 25 | 10 |" in text
+    assert "| torch | case stitching | | | | | 10 |" in text
+
+
+@pytest.mark.parametrize("devices", ["cpu,cuda,cuda:1", "cpu,cpu"])
+def test_bench_command_takes_one_or_two_distinct_devices(devices: str,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from parity.cli import main
+
+    assert main(["bench", "--device", devices]) == 2
+    assert "give one device, or two to compare" in capsys.readouterr().err
