@@ -33,6 +33,7 @@ from parity.contract import NETWORK_OUTPUT_KEYS, PHYSICS_OUTPUT_KEYS
 from parity.divergences import DivergenceRegistry, load_registry
 from parity.equivalence import equivalence_margins, multi_seed_evaluation
 from parity.inputs import (
+    L4_NOISE_RERUNS,
     initial_weights,
     l4_batches,
     network_batch,
@@ -248,6 +249,11 @@ def _run(plan: RunPlan, work: Path, table: ToleranceTable, known: DivergenceRegi
     if levels & {"L3", "L4"}:  # the baseline's own noise floor: the same stage, weights jittered
         files["weights_perturbed"] = save_input(inputs_dir / "weights_perturbed.npz",
                                                 perturbed_weights(weights, seed=plan.seed))
+    if "L4" in levels:
+        for rerun in range(1, L4_NOISE_RERUNS):
+            files[f"weights_perturbed_{rerun}"] = save_input(
+                inputs_dir / f"weights_perturbed_{rerun}.npz",
+                perturbed_weights(weights, seed=plan.seed, rerun=rerun))
 
     outcomes: dict[str, BackendOutcome] = {}
     outputs: dict[str, dict[str, dict[str, np.ndarray]]] = {}

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from parity.config import ModelConfig, TrainConfig
+from parity.inputs import L4_NOISE_RERUNS
 from parity.runner import BackendOutcome, run_backend
 
 if TYPE_CHECKING:
@@ -58,8 +59,9 @@ def backend_tasks(plan: RunPlan, files: Mapping[str, str], *,
     """The task list of one backend's job for the plan's levels.
 
     ``files`` maps input names (``data``, ``physics``, ``weights``, ``batch``, ``batches``,
-    ``weights_perturbed``) to their paths relative to the job directory. The baseline also
-    reruns L3 and the L4 steps from jittered weights: the noise floor they are judged against.
+    ``weights_perturbed``, ``weights_perturbed_1`` ...) to their paths relative to the job
+    directory. The baseline also reruns L3 (once) and the L4 steps (:data:`L4_NOISE_RERUNS`
+    times) from jittered weights: the noise floor they are judged against.
     """
     levels = set(plan.levels)
     tasks: list[dict[str, Any]] = [{"name": "effective_config", "kind": "effective_config"}]
@@ -75,8 +77,11 @@ def backend_tasks(plan: RunPlan, files: Mapping[str, str], *,
         tasks.append({"name": "train_steps", "kind": "train_steps",
                       "weights": files["weights"], "batches": files["batches"]})
         if is_baseline:
-            tasks.append({"name": "train_steps_noise", "kind": "train_steps",
-                          "weights": files["weights_perturbed"], "batches": files["batches"]})
+            for rerun in range(L4_NOISE_RERUNS):
+                suffix = f"_{rerun}" if rerun else ""
+                tasks.append({"name": f"train_steps_noise{suffix}", "kind": "train_steps",
+                              "weights": files[f"weights_perturbed{suffix}"],
+                              "batches": files["batches"]})
     if "L3" in levels and is_baseline:
         # After the L4 steps: a task run earlier in the same process changed TensorFlow's traced
         # L4 trajectory on the chaotic siemens-star case (a different rounding, not a different

@@ -47,14 +47,16 @@ def test_a_failed_cross_inference_job_marks_its_backend(tmp_path: Path) -> None:
 
 
 FILES = {name: f"../inputs/{name}.npz" for name in
-         ("data", "physics", "weights", "batch", "batches", "weights_perturbed")}
+         ("data", "physics", "weights", "batch", "batches", "weights_perturbed",
+          "weights_perturbed_1", "weights_perturbed_2")}
 
 
 @pytest.mark.parametrize(("levels", "seeds", "baseline_tasks", "other_tasks"), [
     (("L0",), (), ["effective_config"], ["effective_config"]),
     (("L0", "L1", "L2", "L3", "L4", "L5"), (),
      ["effective_config", "physics", "network", "loss_and_grads", "train_steps",
-      "train_steps_noise", "loss_and_grads_noise", "train"],
+      "train_steps_noise", "train_steps_noise_1", "train_steps_noise_2", "loss_and_grads_noise",
+      "train"],
      ["effective_config", "physics", "network", "loss_and_grads", "train_steps", "train"]),
     (("L5",), (3, 5), ["effective_config", "train", "train_seed5"],
      ["effective_config", "train", "train_seed5"]),
@@ -70,5 +72,10 @@ def test_backend_tasks_follow_the_levels(levels, seeds, baseline_tasks, other_ta
     trains = [t for t in baseline if t["kind"] == "train"]
     assert [t.get("seed") for t in trains] == ((list(seeds) or [None]) if "L5" in levels else [])
     assert len({t["workdir"] for t in trains}) == len(trains)  # one bundle per training
-    noise = [t for t in baseline if t["name"].endswith("_noise")]
-    assert all(t["weights"] == FILES["weights_perturbed"] for t in noise)
+    # Each noise rerun starts from its own jittered weights; L3's rerun shares the first set.
+    noise = {t["name"]: t["weights"] for t in baseline if "_noise" in t["name"]}
+    assert noise == ({"train_steps_noise": FILES["weights_perturbed"],
+                      "train_steps_noise_1": FILES["weights_perturbed_1"],
+                      "train_steps_noise_2": FILES["weights_perturbed_2"],
+                      "loss_and_grads_noise": FILES["weights_perturbed"]}
+                     if {"L3", "L4"} <= set(levels) else {})

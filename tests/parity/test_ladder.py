@@ -63,6 +63,29 @@ def test_l4_judges_chaotic_steps_against_the_baselines_noise_floor(noise_scale: 
     assert weights.measured["noise_floor_ratio"] == pytest.approx(1 / noise_scale, rel=1e-3)
 
 
+@pytest.mark.parametrize(("scales", "verdict"), [((0.01, 1.0, 0.02), "pass"),
+                                                 ((0.01, 0.02, 0.03), "fail")])
+def test_l4_noise_floor_is_the_largest_spread_of_the_reruns(scales: tuple[float, ...],
+                                                             verdict: str) -> None:
+    """One rerun that happens to stay close to the baseline (chaos is not uniform) must not set
+    the bar alone: the floor is the largest spread of any rerun, for the weights and the losses."""
+    rng = np.random.default_rng(4)
+    outputs, outcomes = _l4_outputs(rng, flipped=0, shifted_fraction=0.5)
+    base, ours = outputs["tf"]["train_steps"], outputs["pt"]["train_steps"]
+    ours["losses"] = base["losses"] + np.float32(1e-3)  # 1e-3 apart: fails rtol 1e-4 alone
+    for rerun, scale in enumerate(scales):
+        noise = {k: (base[k] + scale * (ours[k] - base[k])).astype(np.float32)
+                 for k in base if k.startswith("weights/")}
+        name = "train_steps_noise" + (f"_{rerun}" if rerun else "")
+        outputs["tf"][name] = {"losses": base["losses"] + np.float32(scale * 1e-3), **noise}
+    judge = Judge(load_table(), load_registry(), device="cpu")
+    checks = {c.stage: c for c in level4_checks(judge, "pt", "tf", outcomes, outputs)}
+    for stage in ("loss_curve", "weights"):
+        assert checks[stage].verdict == verdict, checks[stage].message
+        assert checks[stage].measured["noise_floor_ratio"] == pytest.approx(1 / max(scales),
+                                                                            rel=1e-2)
+
+
 def _pool_inputs(rng: np.random.Generator) -> dict[str, np.ndarray]:
     """float64 'oracle' pool inputs of two blocks, one window with an exact float64 tie."""
     block0 = rng.uniform(0.1, 1.0, (1, 2, 4, 4))
