@@ -282,14 +282,18 @@ def render_markdown(figures: Mapping[str, Any]) -> str:
     lines = [f"# {devices[1]} / {devices[0]}", "", "| backend | groups | N | batch | train | "
              "infer | stitch |", "|---|---|---|---|---|---|---|"]
     for backend, entry in figures["device_ratios"].items():
-        for r in entry["rows"]:
-            lines.append(f"| {backend} | {r['n_groups']} | {r['N']} | {r['batch_size']} | "
-                         + " | ".join(f"{r[k]:.3g}" if k in r else "-" for k in THROUGHPUTS)
-                         + " |")
+        lines += [f"| {backend} | {_ratio_cells(r)} |" for r in entry["rows"]]
         if "case_stitch_speedup" in entry:
             lines.append(f"| {backend} | case stitching | | | | | "
                          f"{entry['case_stitch_speedup']:.3g} |")
     return "\n".join(parts) + "\n" + "\n".join(lines) + "\n"
+
+
+def _ratio_cells(ratio: Mapping[str, Any]) -> str:
+    """``groups | N | batch | train | infer | stitch`` of one ratio row ('-' where missing)."""
+    cells = [str(ratio[k]) for k in ("n_groups", "N", "batch_size")]
+    cells += [f"{ratio[k]:.3g}" if k in ratio else "-" for k in THROUGHPUTS]
+    return " | ".join(cells)
 
 
 def _render_device(figures: Mapping[str, Any], title: str | None = None) -> str:
@@ -328,10 +332,7 @@ def _render_device(figures: Mapping[str, Any], title: str | None = None) -> str:
     if figures.get("ratios"):
         lines += ["", "torch / tensorflow ratios:", "",
                   "| groups | N | batch | train | infer | stitch |", "|---|---|---|---|---|---|"]
-        for r in figures["ratios"]:
-            lines.append(f"| {r['n_groups']} | {r['N']} | {r['batch_size']} | "
-                         f"{fmt(r.get('train_groups_per_s'))} | {fmt(r.get('infer_groups_per_s'))} "
-                         f"| {fmt(r.get('stitch_pixels_per_s'))} |")
+        lines += [f"| {_ratio_cells(r)} |" for r in figures["ratios"]]
     if figures.get("ladder"):
         ladder = figures["ladder"]
         lines += ["", f"`parity run` on the case: {ladder['wall_seconds']:.1f} s wall, verdict "
