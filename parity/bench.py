@@ -286,6 +286,8 @@ def render_markdown(figures: Mapping[str, Any]) -> str:
         if "case_stitch_speedup" in entry:
             lines.append(f"| {backend} | case stitching | | | | | "
                          f"{entry['case_stitch_speedup']:.3g} |")
+    if not any(entry["rows"] for entry in figures["device_ratios"].values()):
+        lines += ["", "No ratio: no backend ran on both devices (see the failures above)."]
     return "\n".join(parts) + "\n" + "\n".join(lines) + "\n"
 
 

@@ -150,3 +150,12 @@ def test_bench_command_takes_one_or_two_distinct_devices(devices: str,
 
     assert main(["bench", "--device", devices]) == 2
     assert "give one device, or two to compare" in capsys.readouterr().err
+
+
+def test_device_table_says_when_no_backend_ran_on_both() -> None:
+    cpu = {"case": "default", "backends": {"torch": _backend_record(40.0)}}
+    gpu = {"case": "default", "backends": {"torch": {"status": "error", "message": "no CUDA"}}}
+    text = bench.render_markdown({"case": "default", "by_device": {"cpu": cpu, "cuda": gpu},
+                                  "device_ratios": bench.device_ratios(cpu, gpu)})
+    assert "| torch | failed: error no CUDA |" in text
+    assert "No ratio: no backend ran on both devices" in text
