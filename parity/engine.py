@@ -33,7 +33,6 @@ from parity.contract import NETWORK_OUTPUT_KEYS, PHYSICS_OUTPUT_KEYS
 from parity.divergences import DivergenceRegistry, load_registry
 from parity.equivalence import equivalence_margins, multi_seed_evaluation
 from parity.inputs import (
-    L4_NOISE_RERUNS,
     initial_weights,
     l4_batches,
     network_batch,
@@ -44,6 +43,7 @@ from parity.jobs import (
     backend_tasks,
     cached_or_run,
     job_threads,
+    l4_noise_reruns,
     load_output,
     merge_outcomes,
     save_input,
@@ -250,10 +250,10 @@ def _run(plan: RunPlan, work: Path, table: ToleranceTable, known: DivergenceRegi
         files["weights_perturbed"] = save_input(inputs_dir / "weights_perturbed.npz",
                                                 perturbed_weights(weights, seed=plan.seed))
     if "L4" in levels:
-        for rerun in range(1, L4_NOISE_RERUNS):
-            files[f"weights_perturbed_{rerun}"] = save_input(
-                inputs_dir / f"weights_perturbed_{rerun}.npz",
-                perturbed_weights(weights, seed=plan.seed, rerun=rerun))
+        for rerun, (_, key) in enumerate(l4_noise_reruns()):
+            if key not in files:
+                files[key] = save_input(inputs_dir / f"{key}.npz",
+                                        perturbed_weights(weights, seed=plan.seed, rerun=rerun))
 
     outcomes: dict[str, BackendOutcome] = {}
     outputs: dict[str, dict[str, dict[str, np.ndarray]]] = {}

@@ -54,6 +54,13 @@ def train_tasks(plan: RunPlan) -> list[tuple[str, int | None]]:
     return [("train", plan.seeds[0]), *((f"train_seed{s}", s) for s in plan.seeds[1:])]
 
 
+def l4_noise_reruns() -> list[tuple[str, str]]:
+    """``(task name, input file key)`` of each of the baseline's L4 noise reruns
+    (:data:`parity.inputs.L4_NOISE_RERUNS`); rerun 0 shares L3's jittered weights."""
+    suffixes = [f"_{rerun}" if rerun else "" for rerun in range(L4_NOISE_RERUNS)]
+    return [(f"train_steps_noise{s}", f"weights_perturbed{s}") for s in suffixes]
+
+
 def backend_tasks(plan: RunPlan, files: Mapping[str, str], *,
                   is_baseline: bool) -> list[dict[str, Any]]:
     """The task list of one backend's job for the plan's levels.
@@ -77,10 +84,8 @@ def backend_tasks(plan: RunPlan, files: Mapping[str, str], *,
         tasks.append({"name": "train_steps", "kind": "train_steps",
                       "weights": files["weights"], "batches": files["batches"]})
         if is_baseline:
-            for rerun in range(L4_NOISE_RERUNS):
-                suffix = f"_{rerun}" if rerun else ""
-                tasks.append({"name": f"train_steps_noise{suffix}", "kind": "train_steps",
-                              "weights": files[f"weights_perturbed{suffix}"],
+            for name, weights in l4_noise_reruns():
+                tasks.append({"name": name, "kind": "train_steps", "weights": files[weights],
                               "batches": files["batches"]})
     if "L3" in levels and is_baseline:
         # After the L4 steps: a task run earlier in the same process changed TensorFlow's traced

@@ -21,6 +21,7 @@ import numpy as np
 
 from parity.config import ModelConfig, TrainConfig
 from parity.contract import NETWORK_OUTPUT_KEYS, PHYSICS_OUTPUT_KEYS, POOL_INPUT_PREFIX
+from parity.jobs import l4_noise_reruns
 from parity.judge import Judge
 from parity.oracle.network import pool_windows_2x2
 from parity.results import Check
@@ -304,8 +305,8 @@ def level4_checks(judge: Judge, backend: str, baseline: str,
     ours, base, missing = _paired("L4", "train_steps", backend, baseline, outcomes, outputs)
     if missing:
         return missing
-    reruns = [outputs[baseline][name] for name in sorted(outputs[baseline])
-              if name == "train_steps_noise" or name.startswith("train_steps_noise_")]
+    reruns = [outputs[baseline][name] for name, _ in l4_noise_reruns()
+              if name in outputs[baseline]]
     losses = judge.compare(level="L4", stage="loss_curve", quantity="losses", backend=backend,
                            reference=baseline, expected=base["losses"], actual=ours["losses"])
     spreads = [_deviation(r["losses"], base["losses"]) for r in reruns
