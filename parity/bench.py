@@ -21,6 +21,7 @@ import json
 import math
 import resource
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -54,8 +55,32 @@ def _synthetic_data(n_groups: int, config: ModelConfig, seed: int) -> PreparedDa
                         normalisation=1.0)
 
 
+_PROC_STATUS = Path("/proc/self/status")
+_PROC_CLEAR_REFS = Path("/proc/self/clear_refs")
+
+
+def _reset_peak_rss() -> bool:
+    """Start a new peak-RSS window: Linux resets the process's high-water mark (``VmHWM``) when
+    ``5`` is written to ``/proc/self/clear_refs``. False where that is not possible: the figure
+    is then the process's peak so far (it only grows over the sweep)."""
+    try:
+        _PROC_CLEAR_REFS.write_text("5")
+    except OSError:
+        return False
+    return True
+
+
 def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    """Peak resident memory in MiB: ``VmHWM`` (since :func:`_reset_peak_rss`) where ``/proc``
+    has it, else ``ru_maxrss`` (KiB on Linux, bytes on macOS)."""
+    try:
+        for line in _PROC_STATUS.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return float(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024.0
 
 
 #: Training throughput: the median epoch of at least ``repeats`` epochs after the warm-up one, and
@@ -67,6 +92,10 @@ MIN_MEASURED_GROUPS = 1024
 STITCH_WARMUP = 2
 STITCH_REPEATS = 21
 LOOP_REPEATS = 3
+
+#: Throughput is measured without deterministic kernels (what a production training uses; a
+#: parity run turns them on, which can cost speed on a GPU). The report says so.
+BENCH_DETERMINISTIC = False
 
 #: The issue's target: vectorised stitching at least this many times faster than the loop.
 STITCH_SPEEDUP_TARGET = 50.0
@@ -123,13 +152,17 @@ def bench_backend(adapter: Adapter, model: ModelConfig, train: TrainConfig,
         config = dataclasses.replace(model, N=int(point["N"]),
                                      stitch_crop_px=min(model.stitch_crop_px, int(point["N"])))
         measured_epochs = max(repeats, math.ceil(MIN_MEASURED_GROUPS / int(point["n_groups"])))
+        # deterministic=False like the job's numerics (BENCH_DETERMINISTIC): fit() re-applies it.
         settings = dataclasses.replace(train, batch_size=int(point["batch_size"]),
                                        epochs=1 + measured_epochs, validation_fraction=0.0,
-                                       plateau_patience=1000, early_stop_patience=1000)
+                                       plateau_patience=1000, early_stop_patience=1000,
+                                       deterministic=BENCH_DETERMINISTIC)
         data = _synthetic_data(int(point["n_groups"]), config, seed=i)
         stamps: list[float] = []
         workdir = job_dir / f"bench-{i}"
         workdir.mkdir(exist_ok=True)
+        rss_window = _reset_peak_rss()
+        adapter.device_memory_peak(reset=True)
         start = time.perf_counter()
 
         def mark(epoch: int, logs: Mapping[str, Any], _stamps: list[float] = stamps) -> None:
@@ -151,11 +184,10 @@ def bench_backend(adapter: Adapter, model: ModelConfig, train: TrainConfig,
                "infer_groups_per_s": infer_gps,
                **{k: stitching[k] for k in ("stitch_pixels_per_s", "stitch_loop_pixels_per_s",
                                             "stitch_speedup")},
-               "peak_rss_mb": _peak_rss_mb()}
-        env = adapter.environment()
-        for key in ("gpu_peak_bytes", "cuda_max_memory_allocated"):
-            if key in env:
-                row["gpu_peak_mb"] = float(env[key]) / 2**20
+               "peak_rss_mb": _peak_rss_mb(), "peak_rss_scope": "point" if rss_window else "process"}
+        gpu_peak = adapter.device_memory_peak()
+        if gpu_peak is not None:
+            row["gpu_peak_mb"] = gpu_peak / 2**20
         rows.append(row)
         emit({"backend": adapter.name, "task": "bench", "event": "point", **row})
     figures: dict[str, Any] = {"rows": rows, "environment": adapter.environment()}
@@ -201,14 +233,15 @@ def run_bench(*, backends: tuple[str, ...] = ("tensorflow", "torch"), case: str 
         {"n_groups": 128, "N": 128, "batch_size": 16},
     ]
     figures: dict[str, Any] = {"case": case, "device": device, "sizing": sizing, "sweep": sweep,
-                               "backends": {}}
+                               "deterministic": BENCH_DETERMINISTIC, "backends": {}}
     centres = prepare(container, group_container(container, model), model).centres_px
     case_stitch = {"centres_px": centres.tolist(), "N": model.N, "crop_px": model.stitch_crop_px}
     with tempfile.TemporaryDirectory(prefix="parity-bench-") as tmp:
         for backend in backends:
             job_dir = Path(tmp) / backend
             job_dir.mkdir()
-            job = {"backend": backend, "device": device, "seed": 0, "deterministic": False,
+            job = {"backend": backend, "device": device, "seed": 0,
+                   "deterministic": BENCH_DETERMINISTIC,
                    "model": dataclasses.asdict(model), "train": dataclasses.asdict(train),
                    "tasks": [{"name": "bench", "kind": "bench", "sweep": sweep,
                               "repeats": repeats, "case_stitch": case_stitch}]}
@@ -300,7 +333,9 @@ def _ratio_cells(ratio: Mapping[str, Any]) -> str:
 
 def _render_device(figures: Mapping[str, Any], title: str | None = None) -> str:
     heading = f"# Benchmark: case {figures['case']}" + (f", {title}" if title else "")
-    lines = [heading, "", f"{figures.get('sizing', '')}", ""]
+    kernels = ("deterministic kernels" if figures.get("deterministic", BENCH_DETERMINISTIC) else
+               "non-deterministic kernels (a parity run uses deterministic ones)")
+    lines = [heading, "", f"{figures.get('sizing', '')}; {kernels}", ""]
     lines += ["| backend | groups | N | batch | train groups/s | infer groups/s | stitch Mpx/s | "
               "loop Mpx/s | stitch speed-up | peak RSS MB | GPU peak MB |",
               "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -319,6 +354,13 @@ def _render_device(figures: Mapping[str, Any], title: str | None = None) -> str:
                          f"{fmt(row['stitch_loop_pixels_per_s'], 1e6)} | "
                          f"{fmt(row['stitch_speedup'])} | {fmt(row['peak_rss_mb'])} | "
                          f"{fmt(row.get('gpu_peak_mb'))} |")
+    scopes = {row.get("peak_rss_scope", "process") for record in figures["backends"].values()
+              for row in record.get("rows", [])}
+    if scopes:
+        lines += ["", "Peak memory is per sweep point (training, inference and stitching of that "
+                      "point)" if scopes == {"point"} else
+                  "Peak RSS is the process's peak up to each sweep point (this OS cannot reset "
+                  "it); GPU peak is per sweep point"]
     stitched = {b: r["case_stitch"] for b, r in figures["backends"].items() if r.get("case_stitch")}
     if stitched:
         lines += ["", f"Stitching on the case's own geometry (median of {STITCH_REPEATS} calls "

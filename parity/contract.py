@@ -274,6 +274,15 @@ class Adapter(abc.ABC):
     def configure_numerics(self, *, seed: int, deterministic: bool) -> None:  # noqa: B027
         """Seed the framework RNGs and pin deterministic kernels / TF32 off when asked."""
 
+    def device_memory_peak(self, *, reset: bool = False) -> int | None:
+        """Peak bytes allocated on this backend's accelerator since the last reset.
+
+        ``None`` when it computes on a CPU (host memory is the process's RSS) or its framework
+        does not track it. With ``reset``, a new window starts after reading (the benchmark reads
+        one window per sweep point).
+        """
+        return None
+
     # -- L0 -----------------------------------------------------------------------------------
     def effective_config(self, model: ModelConfig, train: TrainConfig) -> dict[str, Any]:
         """The configuration this backend will actually run with (JSON-able), for exact L0 diff."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from parity.worker import HARNESS_PID_ENV, PROGRESS_PREFIX, run_job
+from parity.worker import HARNESS_PID_ENV, OUT_OF_MEMORY_ERRORS, PROGRESS_PREFIX, run_job
 
 __all__ = ["BackendOutcome", "JobCancelledError", "run_backend"]
 
@@ -233,7 +233,8 @@ def run_backend(job_dir: Path, *, timeout_s: float, isolation: str = "subprocess
         else:
             what = f"exited with status {code}"
         task = _last_task(manifest)
-        status = "oom" if "MemoryError" in _tail(log_path) else "crashed"
+        tail = _tail(log_path)
+        status = "oom" if any(name in tail for name in OUT_OF_MEMORY_ERRORS) else "crashed"
         return BackendOutcome(
             backend, status, seconds,
             _close_unfinished(manifest, expected, status, f"{what} during {task}"),

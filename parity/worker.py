@@ -36,6 +36,18 @@ PROGRESS_PREFIX = "PARITY-PROGRESS "
 #: Environment variable holding the harness's process id; when set, the worker dies with it.
 HARNESS_PID_ENV = "PARITY_HARNESS_PID"
 
+#: Exception class names that mean "out of memory": Python's own, torch's (``torch.OutOfMemoryError``,
+#: a ``RuntimeError``, raised for CUDA allocations) and TensorFlow's
+#: (``tf.errors.ResourceExhaustedError``, an ``OpError``). Matched by name so that the harness
+#: imports no framework.
+OUT_OF_MEMORY_ERRORS: tuple[str, ...] = ("MemoryError", "OutOfMemoryError",
+                                         "ResourceExhaustedError")
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """Whether ``err`` (or a class it derives from) is one of :data:`OUT_OF_MEMORY_ERRORS`."""
+    return any(cls.__name__ in OUT_OF_MEMORY_ERRORS for cls in type(err).__mro__)
+
 #: Task kinds a job may list.
 TASK_KINDS: tuple[str, ...] = (
     "effective_config",
@@ -211,13 +223,10 @@ def run_job(job_dir: Path, *, adapter: Adapter | None = None,
             record["status"] = "nan" if bad else "ok"
             if bad:
                 record["error"] = f"non-finite values in {bad}"
-        except MemoryError as err:
-            record["status"] = "oom"
-            record["error"] = f"out of memory: {err}"
-            record["traceback"] = traceback.format_exc()
         except Exception as err:  # a backend failure is data for the report, not a harness crash
-            record["status"] = "error"
-            record["error"] = f"{type(err).__name__}: {err}"
+            oom = is_out_of_memory(err)
+            record["status"] = "oom" if oom else "error"
+            record["error"] = f"{'out of memory: ' if oom else ''}{type(err).__name__}: {err}"
             record["traceback"] = traceback.format_exc()
         if "traceback" in record:  # the log is what the bundle keeps; it must show the failure
             print(f"task {name} ({kind}) failed: {record['status']}\n{record['traceback']}",

@@ -29,8 +29,10 @@ from typing import Any
 
 __all__ = ["ENV_DEFAULTS", "adapter", "infer", "model", "physics", "stitch", "train"]
 
-#: Environment variables set (if unset) before TensorFlow is first imported.
-ENV_DEFAULTS: dict[str, str] = {"TF_CPP_MIN_LOG_LEVEL": "2"}
+#: Environment variables set (if unset) before TensorFlow is first imported. ``TF_FORCE_GPU_ALLOW_
+#: GROWTH``: by default TensorFlow maps nearly all memory of every visible GPU when its runtime
+#: starts, which would starve the torch job that runs beside it on the same GPU.
+ENV_DEFAULTS: dict[str, str] = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
 
 _SUBMODULES = ("adapter", "infer", "model", "physics", "stitch", "train")
 
@@ -43,12 +45,26 @@ def __getattr__(name: str) -> Any:
 
 
 def _import_tensorflow() -> Any:
-    """Set :data:`ENV_DEFAULTS`, then import and return the ``tensorflow`` module."""
+    """Set :data:`ENV_DEFAULTS`, import ``tensorflow``, turn TF32 off (:func:`_strict_float32`)
+    and return the module."""
     for key, value in ENV_DEFAULTS.items():
         os.environ.setdefault(key, value)
     import tensorflow as tf
 
+    _strict_float32(tf)
     return tf
+
+
+def _strict_float32(tf: Any) -> None:
+    """Compute float32 matmuls and convolutions in IEEE float32, never TF32.
+
+    TensorFlow enables TF32 by default on Ampere and newer GPUs (10-bit mantissa inputs: ~1e-3
+    relative error, far above any parity tolerance). Every module of this backend imports
+    TensorFlow through :func:`_import_tensorflow`, so this holds for the library API too, not only
+    for parity runs (``train.configure_numerics`` records it). Twin of
+    ``backends.torch._strict_float32``.
+    """
+    tf.config.experimental.enable_tensor_float_32_execution(False)
 
 
 _DEVICE_ALIASES = {"cpu": "/CPU:0", "gpu": "/GPU:0", "cuda": "/GPU:0"}

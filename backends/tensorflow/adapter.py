@@ -12,13 +12,14 @@ from __future__ import annotations
 import importlib
 import os
 import platform
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from backends.tensorflow import _device_scope
+from backends.tensorflow import _device_name, _device_scope
 from parity.config import ModelConfig, TrainConfig
 from parity.contract import (
     HOOKS,
@@ -95,6 +96,22 @@ class TensorFlowAdapter(Adapter):
         """:func:`backends.tensorflow.train.configure_numerics`; returns the flags set."""
         return self._run(_backend("train").configure_numerics, seed=seed,
                          deterministic=deterministic)
+
+    def device_memory_peak(self, *, reset: bool = False) -> int | None:
+        """``tf.config.experimental.get_memory_info(gpu)["peak"]`` of the GPU this adapter computes
+        on (``reset_memory_stats`` with ``reset``); None on a CPU."""
+        tf = _backend("physics").tf
+        name = _device_name(self.device_request)
+        if name is None:  # TensorFlow's own placement: the first GPU when one is visible
+            name = "/GPU:0" if tf.config.list_logical_devices("GPU") else "/CPU:0"
+        found = re.search(r"GPU(?::(\d+))?", name.upper())
+        if found is None:
+            return None
+        gpu = f"GPU:{found.group(1) or 0}"
+        peak = int(tf.config.experimental.get_memory_info(gpu)["peak"])
+        if reset:
+            tf.config.experimental.reset_memory_stats(gpu)
+        return peak
 
     # -- L0 -----------------------------------------------------------------------------------
     def effective_config(self, model: ModelConfig, train: TrainConfig) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from backends.tensorflow import _import_tensorflow
+from backends.tensorflow import _import_tensorflow, _strict_float32
 from backends.tensorflow.infer import _write_bundle
 from backends.tensorflow.model import (
     PtychoPINN,
@@ -86,7 +86,7 @@ def configure_numerics(*, seed: int, deterministic: bool) -> dict[str, Any]:
         tf.config.experimental.enable_op_determinism()
     else:
         _framework_config().disable_op_determinism()
-    tf.config.experimental.enable_tensor_float_32_execution(False)
+    _strict_float32(tf)
     return {
         "seed": int(seed),
         "op_determinism": _op_determinism_enabled(),

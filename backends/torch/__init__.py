@@ -60,8 +60,8 @@ def _select_device() -> torch.device:
     Raises
     ------
     ValueError
-        If the requested device is not a valid torch device string, or asks for CUDA that this
-        process cannot use.
+        If the requested device is not a valid torch device string, is neither CPU nor CUDA, or
+        asks for CUDA that this process cannot use.
     """
     import torch
 
@@ -80,4 +80,25 @@ def _select_device() -> torch.device:
                 f"device {request!r} requested but only {torch.cuda.device_count()} CUDA "
                 "device(s) exist"
             )
+    elif device.type != "cpu":
+        raise ValueError(f"torch device {request!r}: this backend runs on 'cpu' or 'cuda' only "
+                         f"(float64 host arithmetic and Lightning's accelerators assume one of them)")
+    if device.type == "cuda":
+        _strict_float32()
     return device
+
+
+def _strict_float32() -> None:
+    """Compute float32 matmuls and convolutions in IEEE float32, never TF32.
+
+    PyTorch leaves TF32 on for cuDNN convolutions by default (``torch.backends.cudnn.allow_tf32``;
+    matmuls default to off): on Ampere and newer GPUs that rounds conv inputs to a 10-bit mantissa,
+    ~1e-3 relative, far above any parity tolerance. Every tensor this backend creates gets its
+    device from :func:`_select_device`, which calls this for CUDA, so the library API (e.g.
+    ``infer.load_bundle``) computes like a parity run does (``train.configure_numerics`` records
+    the flags). Twin of ``backends.tensorflow._strict_float32``.
+    """
+    import torch
+
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False

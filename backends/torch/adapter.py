@@ -94,6 +94,20 @@ class TorchAdapter(Adapter):
         return self._run(_backend("train").configure_numerics, seed=seed,
                          deterministic=deterministic)
 
+    def device_memory_peak(self, *, reset: bool = False) -> int | None:
+        """``torch.cuda.max_memory_allocated`` of the CUDA device (``reset_peak_memory_stats``
+        with ``reset``); None on a CPU."""
+        import torch
+
+        with _device_scope(self.device_request):
+            device = _select_device()
+        if device.type != "cuda":
+            return None
+        peak = int(torch.cuda.max_memory_allocated(device))
+        if reset:
+            torch.cuda.reset_peak_memory_stats(device)
+        return peak
+
     # -- L0 -----------------------------------------------------------------------------------
     def effective_config(self, model: ModelConfig, train: TrainConfig) -> dict[str, Any]:
         """:func:`parity.effective.effective_config_dict` plus what the built network has.

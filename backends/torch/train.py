@@ -25,7 +25,7 @@ from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
-from backends.torch import _select_device
+from backends.torch import _select_device, _strict_float32
 from backends.torch.infer import _write_bundle
 from backends.torch.model import (
     PtychoPINN,
@@ -64,8 +64,7 @@ def configure_numerics(*, seed: int, deterministic: bool) -> dict[str, Any]:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     L.seed_everything(int(seed), workers=True, verbose=False)
     torch.use_deterministic_algorithms(bool(deterministic))
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
+    _strict_float32()
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = bool(deterministic)
     threads = int(os.environ.get("OMP_NUM_THREADS") or 0) or (os.cpu_count() or 1)
@@ -243,13 +242,14 @@ class PtychoPINNModule(L.LightningModule):
 
 
 def _install_fast_path(model: PtychoPINN) -> None:
-    """Channels-last, compiled (and, on CUDA, bf16-autocast) real-valued network; the complex
-    physics stays eager (inductor's complex support is partial)."""
+    """Channels-last, compiled (and, on a CUDA device with bf16 support, bf16-autocast)
+    real-valued network; the complex physics stays eager (inductor's complex support is partial).
+    GPUs without bf16 (before Ampere) run the compiled network in float32."""
     model.use_channels_last()
     compiled = torch.compile(model.network)
 
     def network(x: torch.Tensor) -> dict[str, torch.Tensor]:
-        if x.device.type == "cuda":
+        if x.device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False):
             with torch.autocast("cuda", dtype=torch.bfloat16):
                 return compiled(x)
         return compiled(x)

@@ -159,3 +159,19 @@ def test_device_table_says_when_no_backend_ran_on_both() -> None:
                                   "device_ratios": bench.device_ratios(cpu, gpu)})
     assert "| torch | failed: error no CUDA |" in text
     assert "No ratio: no backend ran on both devices" in text
+
+
+def test_peak_rss_window_restarts_at_each_sweep_point() -> None:
+    """After a 400 MB array is freed, a new window no longer sees it (Linux; elsewhere the figure
+    is the process's peak and the report says so)."""
+    big = np.ones(50_000_000)  # 400 MB, touched
+    del big
+    before = bench._peak_rss_mb()
+    if not bench._reset_peak_rss():
+        pytest.skip("this OS cannot reset the peak RSS")
+    after = bench._peak_rss_mb()
+    assert before - after > 300.0, (before, after)  # MiB; 381 MiB were freed
+
+
+def test_cpu_adapters_have_no_device_memory_peak() -> None:
+    assert OracleAdapter().device_memory_peak(reset=True) is None

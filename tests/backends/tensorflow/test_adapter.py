@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -117,6 +118,21 @@ def test_environment_is_jsonable_and_reports_numerics():
     assert "tf_enable_onednn_opts" in env and env["intra_op_threads"] >= 0
 
 
+def test_every_tensorflow_import_turns_tf32_off_and_grows_gpu_memory():
+    """The library API computes in IEEE float32 too (TF enables TF32 by default on Ampere+), and
+    TensorFlow does not map every GPU's memory at start-up (the torch job shares the GPU)."""
+    from backends.tensorflow import ENV_DEFAULTS, _import_tensorflow
+
+    tf.config.experimental.enable_tensor_float_32_execution(True)
+    try:
+        _import_tensorflow()
+        assert tf.config.experimental.tensor_float_32_execution_enabled() is False
+    finally:
+        tf.config.experimental.enable_tensor_float_32_execution(False)
+    assert ENV_DEFAULTS["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"
+    assert "TF_FORCE_GPU_ALLOW_GROWTH" in os.environ  # set (unless the caller had) before import
+
+
 def test_weights_hooks_round_trip():
     adapter = TensorFlowAdapter(device="cpu")
     config = ModelConfig(N=32, stitch_crop_px=16)
@@ -162,3 +178,9 @@ def test_train_infer_stitch_through_the_adapter(trained_bundle, tmp_path, helper
     result = adapter.train(case.config, TrainConfig(epochs=1, batch_size=16), case.data,
                            tmp_path, initial_weights=init_weights(case.config, seed=0))
     assert result.epochs_run == 1 and (tmp_path / "model.weights.h5").is_file()
+
+
+def test_device_memory_peak_is_none_on_cpu():
+    assert TensorFlowAdapter(device="cpu").device_memory_peak(reset=True) is None
+    if not tf.config.list_logical_devices("GPU"):
+        assert TensorFlowAdapter().device_memory_peak() is None  # own placement: the CPU

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from backends.torch import _strict_float32
 from backends.torch.adapter import TorchAdapter
 from backends.torch.infer import infer
 from backends.torch.model import build_model, forward_outputs, import_weights
@@ -183,6 +184,23 @@ def test_device_choice() -> None:
                                              r"torch.cuda.is_available\(\) is False"):
             TorchAdapter(device="cuda").stitch(np.ones((1, 8, 8), np.complex64),
                                                np.zeros((1, 2)), crop_px=4)
+    for other in ("meta", "mps"):  # valid torch devices this backend cannot compute on
+        with pytest.raises(ValueError, match=rf"torch device '{other}': this backend runs on "
+                                             r"'cpu' or 'cuda' only"):
+            TorchAdapter(device=other).environment()
+
+
+def test_strict_float32_turns_tf32_off() -> None:
+    """CUDA devices get IEEE float32 convolutions and matmuls even outside a parity run (PyTorch's
+    default leaves cuDNN TF32 on)."""
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        _strict_float32()
+        assert torch.backends.cuda.matmul.allow_tf32 is False
+        assert torch.backends.cudnn.allow_tf32 is False
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 @pytest.mark.gpu
@@ -203,3 +221,15 @@ def test_cuda_adapter_matches_cpu(helpers, rng: np.random.Generator, make_case) 
     # cuDNN vs oneDNN convolutions, TF32 off: 1e-5 of max (research/parity_anchors.md L2 GPU).
     for key in ("trimmed_obj", "pred_amplitude"):
         helpers.close(out_cpu[key], out_gpu[key], rtol_of_max=1e-5, what=key)
+
+
+def test_device_memory_peak_is_per_window_on_cuda_and_none_on_cpu() -> None:
+    assert TorchAdapter(device="cpu").device_memory_peak(reset=True) is None
+    if not torch.cuda.is_available():
+        return
+    adapter = TorchAdapter(device="cuda")
+    adapter.device_memory_peak(reset=True)
+    block = torch.empty(64 * 2**20, dtype=torch.uint8, device="cuda")
+    del block
+    assert adapter.device_memory_peak(reset=True) >= 64 * 2**20
+    assert adapter.device_memory_peak() < 64 * 2**20  # the freed block is not in the new window
