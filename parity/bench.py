@@ -199,6 +199,25 @@ def bench_backend(adapter: Adapter, model: ModelConfig, train: TrainConfig,
     return figures
 
 
+def check_bench_settings(*, backends: tuple[str, ...], case: str, repeats: int,
+                         sweep: list[dict[str, int]] | None) -> None:
+    """Raise ``ValueError`` for settings a benchmark cannot run with: a backend list that
+    :func:`parity.registry.check_backend_names` rejects, an unknown case, ``repeats < 1``, or a
+    sweep point that is not ``{"n_groups", "N", "batch_size"}`` with positive integers."""
+    from fixtures.cases import get_case
+    from parity.registry import check_backend_names
+
+    check_backend_names(backends, what="--backends")
+    get_case(case)
+    if repeats < 1:
+        raise ValueError(f"repeats={repeats}; expected >= 1")
+    for point in sweep or []:
+        if (set(point) != {"n_groups", "N", "batch_size"}
+                or not all(isinstance(v, int) and v >= 1 for v in point.values())):
+            raise ValueError(f"sweep point {point}; expected positive integers n_groups, N, "
+                             "batch_size")
+
+
 def run_bench(*, backends: tuple[str, ...] = ("tensorflow", "torch"), case: str = "default",
               sweep: list[dict[str, int]] | None = None, device: str | None = None,
               repeats: int = 3, ladder: bool = True,
@@ -208,18 +227,9 @@ def run_bench(*, backends: tuple[str, ...] = ("tensorflow", "torch"), case: str 
     Raises
     ------
     ValueError
-        Before any work: no backend named, ``repeats < 1``, or a sweep point that is not
-        ``{"n_groups", "N", "batch_size"}`` with positive integers.
+        Before any work: see :func:`check_bench_settings`.
     """
-    if not backends:
-        raise ValueError("no backend to benchmark; name at least one (--backends)")
-    if repeats < 1:
-        raise ValueError(f"repeats={repeats}; expected >= 1")
-    for point in sweep or []:
-        if (set(point) != {"n_groups", "N", "batch_size"}
-                or not all(isinstance(v, int) and v >= 1 for v in point.values())):
-            raise ValueError(f"sweep point {point}; expected positive integers n_groups, N, "
-                             "batch_size")
+    check_bench_settings(backends=backends, case=case, repeats=repeats, sweep=sweep)
     from parity.prepare import group_container, prepare
     from parity.runner import run_backend
     from parity.session import resolve_inputs
@@ -311,7 +321,7 @@ def render_markdown(figures: Mapping[str, Any]) -> str:
     if "by_device" not in figures:
         return _render_device(figures)
     devices = list(figures["by_device"])
-    parts = [_render_device(figures["by_device"][d], title=f"device {d}") for d in devices]
+    parts = [_render_device(figures["by_device"][d]) for d in devices]
     lines = [f"# {devices[1]} / {devices[0]}", "", "| backend | groups | N | batch | train | "
              "infer | stitch |", "|---|---|---|---|---|---|---|"]
     for backend, entry in figures["device_ratios"].items():
@@ -331,11 +341,25 @@ def _ratio_cells(ratio: Mapping[str, Any]) -> str:
     return " | ".join(cells)
 
 
-def _render_device(figures: Mapping[str, Any], title: str | None = None) -> str:
-    heading = f"# Benchmark: case {figures['case']}" + (f", {title}" if title else "")
+#: Longest failure message in a markdown table cell (bench.json keeps the whole message).
+FAILURE_CELL_CHARS = 160
+
+
+def _table_cell(message: str) -> str:
+    """The first line of ``message``, ``|`` escaped, cut at :data:`FAILURE_CELL_CHARS` with
+    a pointer to the full text."""
+    first = (message.splitlines() or [""])[0].replace("|", "\\|")
+    if len(first) > FAILURE_CELL_CHARS or len(message.splitlines()) > 1:
+        first = first[:FAILURE_CELL_CHARS].rstrip() + " ... (full message in bench.json)"
+    return first
+
+
+def _render_device(figures: Mapping[str, Any]) -> str:
+    device = figures.get("device") or "auto (each backend: its GPU when it sees one, else the CPU)"
+    heading = f"# Benchmark: case {figures['case']}, device {device}"
     kernels = ("deterministic kernels" if figures.get("deterministic", BENCH_DETERMINISTIC) else
                "non-deterministic kernels (a parity run uses deterministic ones)")
-    lines = [heading, "", f"{figures.get('sizing', '')}; {kernels}", ""]
+    lines = [heading, "", "; ".join(filter(None, [figures.get("sizing", ""), kernels])), ""]
     lines += ["| backend | groups | N | batch | train groups/s | infer groups/s | stitch Mpx/s | "
               "loop Mpx/s | stitch speed-up | peak RSS MB | GPU peak MB |",
               "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -345,8 +369,8 @@ def _render_device(figures: Mapping[str, Any], title: str | None = None) -> str:
 
     for backend, record in figures["backends"].items():
         if record.get("status") != "ok":
-            lines.append(f"| {backend} | failed: {record.get('status')} "
-                         f"{record.get('message', '')[:80]} |")
+            lines.append(f"| {backend} | failed ({record.get('status')}): "
+                         f"{_table_cell(record.get('message', ''))} |")
         for row in record.get("rows", []):
             lines.append(f"| {backend} | {row['n_groups']} | {row['N']} | {row['batch_size']} | "
                          f"{fmt(row['train_groups_per_s'])} | {fmt(row['infer_groups_per_s'])} | "
@@ -401,31 +425,47 @@ def add_bench_command(sub: Any) -> None:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    """``parity bench``; exit 0, or 3 when a backend failed on a device (its row says why).
+
+    Every option is checked before any work (a typo in ``--out`` must not cost a finished
+    benchmark).
+    """
+    from parity.cli_options import check_device, parse_names, reports_dir
     from parity.report.bundle import new_bundle_dir, stamp_now
 
-    backends = tuple(b for b in args.backends.split(",") if b)
+    backends = parse_names(args.backends)
     sweep = [{"n_groups": 128, "N": 64, "batch_size": 16}] if args.quick else None
-    devices = [d.strip() for d in (args.device or "").split(",") if d.strip()]
-    if len(devices) > 2 or len(set(devices)) != len(devices):
+    check_bench_settings(backends=backends, case=args.case, repeats=args.repeats, sweep=sweep)
+    devices = [check_device(d) for d in parse_names(args.device)]
+    if len(devices) > 2:
         raise ValueError(f"--device {args.device!r}: give one device, or two to compare "
                          "(e.g. cpu,cuda)")
+    if len(devices) == 2 and devices[0].lower() == devices[1].lower():
+        raise ValueError(f"--device {args.device!r}: the same device twice; give two different "
+                         "devices to compare (e.g. cpu,cuda)")
+    root = reports_dir(args.out)
+    stamp = stamp_now()  # the bundle is named by when the benchmark started
     if len(devices) < 2:
         figures = run_bench(backends=backends, case=args.case, sweep=sweep,
                             device=devices[0] if devices else None, repeats=args.repeats,
                             ladder=not args.quick)
+        records = [figures]
     else:
         by_device = {d: run_bench(backends=backends, case=args.case, sweep=sweep, device=d,
                                   repeats=args.repeats, ladder=not args.quick) for d in devices}
         figures = {"case": args.case, "by_device": by_device,
                    "device_ratios": device_ratios(by_device[devices[0]], by_device[devices[1]])}
+        records = list(by_device.values())
     text = render_markdown(figures)
     print(text)
-    stamp = stamp_now()
-    root = Path(args.out)
-    root.mkdir(parents=True, exist_ok=True)
     with new_bundle_dir(root, f"bench-{args.case}", stamp=stamp) as writer:
         writer.write_json("bench.json", figures)
         writer.write_text("bench.md", text)
         path = writer.commit_plain(provenance={"case": args.case, "kind": "bench"})
     print(f"bench bundle: {path}")
+    failed = [f"{name} on {record.get('device') or 'auto'}" for record in records
+              for name, result in record["backends"].items() if result.get("status") != "ok"]
+    if failed:
+        print(f"backend(s) failed: {', '.join(failed)} (see bench.json for their errors)")
+        return 3
     return 0

@@ -102,15 +102,27 @@ def add_flake_command(sub: Any) -> None:
     parser = sub.add_parser("flake", help="repeat a run; report verdict stability and spread")
     parser.add_argument("--case", default="small")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--levels", default="L0,L1,L2,L3,L4")
-    parser.add_argument("--json", default=None)
+    parser.add_argument("--levels", default="L0,L1,L2,L3,L4",
+                        help="comma list of L0..L5, or 'all' (as for `parity run`)")
+    parser.add_argument("--json", default=None,
+                        help="also write the report as JSON to this file (replaced if it exists)")
     parser.set_defaults(func=_cmd_flake)
 
 
 def _cmd_flake(args: argparse.Namespace) -> int:
-    report = run_flake(case=args.case, repeats=args.repeat,
-                       levels=tuple(x.strip().upper() for x in args.levels.split(",")))
+    """Exit 0 when every verdict repeats, 1 when one changed, 3 when a run had a backend fail
+    (its verdicts say nothing about flakiness)."""
+    from parity.cli_options import output_file, parse_levels
+
+    levels = parse_levels(args.levels)
+    json_path = output_file(args.json, option="--json") if args.json else None
+    report = run_flake(case=args.case, repeats=args.repeat, levels=levels)
     print(report.text())
-    if args.json:
-        Path(args.json).write_text(json.dumps(report.__dict__, indent=1))
+    if json_path is not None:
+        json_path.write_text(json.dumps(report.__dict__, indent=1))
+    failed = [i for i, code in enumerate(report.exit_codes) if code in (3, 4)]
+    if failed:
+        print(f"run(s) {failed} did not complete (a backend failed, exit 3, or the harness, exit "
+              "4): the repeats cannot show whether the verdicts are stable")
+        return 3
     return 0 if report.identical else 1

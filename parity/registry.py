@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from importlib.metadata import EntryPoint, entry_points
 
 from parity.contract import Adapter
 
-__all__ = ["ADAPTERS_ENV", "ENTRY_POINT_GROUP", "available_adapters", "load_adapter"]
+__all__ = ["ADAPTERS_ENV", "ENTRY_POINT_GROUP", "available_adapters", "check_backend_names",
+           "load_adapter"]
 
 #: Entry-point group third parties register their adapters under.
 ENTRY_POINT_GROUP = "ptycho_parity.adapters"
@@ -90,6 +92,29 @@ def available_adapters() -> list[str]:
         If :data:`ADAPTERS_ENV` is malformed or reuses an installed name.
     """
     return sorted(_entry_points())
+
+
+def check_backend_names(backends: Sequence[str], *, what: str = "backends") -> tuple[str, ...]:
+    """``backends`` as a tuple, checked before any work: at least one, no repeats, all installed.
+
+    Raises
+    ------
+    ValueError
+        Naming ``what`` (e.g. ``--backends``) and the problem; an unknown name gets the list of
+        installed adapters.
+    """
+    names = tuple(backends)
+    if not names:
+        raise ValueError(f"{what}: no backend named; installed adapters: "
+                         f"{', '.join(available_adapters())}")
+    repeated = sorted({b for b in names if names.count(b) > 1})
+    if repeated:
+        raise ValueError(f"{what} {list(names)}: {repeated} named more than once")
+    unknown = [b for b in names if b not in available_adapters()]
+    if unknown:
+        raise ValueError(f"{what}: unknown backend(s) {unknown}; installed adapters: "
+                         f"{', '.join(available_adapters())}")
+    return names
 
 
 def load_adapter(name: str, *, device: str | None = None) -> Adapter:

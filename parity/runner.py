@@ -120,6 +120,13 @@ def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(text[-lines:])
 
 
+def _last_words(tail: str) -> str:
+    """``": <the log's last line>"`` (a crash's exception line, so that the one-line message says
+    why), or ``""`` for an empty log."""
+    lines = [line.strip() for line in tail.splitlines() if line.strip()]
+    return f": {lines[-1][:300]}" if lines else ""
+
+
 def run_backend(job_dir: Path, *, timeout_s: float, isolation: str = "subprocess",
                 on_progress: Callable[[dict[str, Any]], None] | None = None,
                 adapter: Any = None, env: dict[str, str] | None = None,
@@ -238,7 +245,7 @@ def run_backend(job_dir: Path, *, timeout_s: float, isolation: str = "subprocess
         return BackendOutcome(
             backend, status, seconds,
             _close_unfinished(manifest, expected, status, f"{what} during {task}"),
-            log_path, f"{backend} {what} during {task}; log tail:\n{_tail(log_path)}")
+            log_path, f"{backend} {what} during {task}{_last_words(tail)}; log tail:\n{tail}")
     status, message = _classify(manifest, expected)
     return BackendOutcome(backend, status, seconds, manifest, log_path, message)
 

@@ -62,12 +62,14 @@ def run_selftest(*, case: str = "small", target: str = "torch", baseline: str = 
                  timeout_s: float = 600.0, progress: Any = None) -> list[SelftestOutcome]:
     """Run the clean pair and each injection; return one outcome per run (clean first)."""
     from parity.engine import RunPlan, run_parity
+    from parity.registry import check_backend_names
     from parity.session import resolve_inputs
 
+    check_backend_names((baseline, target), what=f"--baseline {baseline!r} / --target {target!r}")
     names = injections or list(INJECTIONS)
     unknown = [n for n in names if n not in INJECTIONS]
     if unknown:
-        raise ValueError(f"unknown injection(s) {unknown}; known: {', '.join(INJECTIONS)}")
+        raise ValueError(f"--only: unknown injection(s) {unknown}; known: {', '.join(INJECTIONS)}")
     container, model, train, sizing = resolve_inputs(case=case, container_path=None,
                                                      model_overrides={}, train_overrides={},
                                                      seed=seed)
@@ -98,14 +100,22 @@ def add_selftest_command(sub: Any) -> None:
     parser.add_argument("--case", default="small")
     parser.add_argument("--target", default="torch", help="backend that receives the bugs")
     parser.add_argument("--baseline", default="tensorflow")
-    parser.add_argument("--only", action="append", help="run only these injections")
-    parser.add_argument("--json", default=None, help="also write the outcomes as JSON here")
+    parser.add_argument("--only", action="append", metavar="INJECTION[,INJECTION...]",
+                        help="run only these injections (repeatable, or a comma list)")
+    parser.add_argument("--json", default=None,
+                        help="also write the outcomes as JSON to this file (replaced if it exists)")
     parser.set_defaults(func=_cmd_selftest)
 
 
 def _cmd_selftest(args: argparse.Namespace) -> int:
+    """Exit 0 when every injection is caught at its level and the clean pair passes; 3 when the
+    clean pair could not run (a backend failed: nothing can be concluded); else 1."""
+    from parity.cli_options import output_file, parse_names
+
+    json_path = output_file(args.json, option="--json") if args.json else None
+    only = [name for item in args.only or [] for name in parse_names(item)] or None
     outcomes = run_selftest(case=args.case, target=args.target, baseline=args.baseline,
-                            injections=args.only)
+                            injections=only)
     for outcome in outcomes:
         print(outcome.line())
     injected = [o for o in outcomes if o.injection != "clean"]
@@ -113,7 +123,11 @@ def _cmd_selftest(args: argparse.Namespace) -> int:
     clean_ok = outcomes[0].caught
     print(f"detection rate: {caught}/{len(injected)} injected divergences caught at their stage; "
           f"clean pair {'passes' if clean_ok else 'FAILS'}")
-    if args.json:
-        Path(args.json).write_text(json.dumps([o.__dict__ for o in outcomes], indent=1))
+    if json_path is not None:
+        json_path.write_text(json.dumps([o.__dict__ for o in outcomes], indent=1))
     sys.stdout.flush()
+    if outcomes[0].exit_code == 3:
+        print("the clean pair did not run (a backend failed; see its log): the self-test shows "
+              "nothing", file=sys.stderr)
+        return 3
     return 0 if clean_ok and caught == len(injected) else 1

@@ -142,14 +142,14 @@ def run_and_report(*, case: str | None = None, container_path: str | None = None
         seeds.
     """
     from parity.injections import INJECTIONS
-    from parity.registry import available_adapters
+    from parity.registry import check_backend_names
     from parity.report.bundle import new_bundle_dir, stamp_now
 
-    installed = available_adapters()
-    unknown = [b for b in backends if b not in installed]
-    if unknown:
-        raise ValueError(f"unknown backend(s) {unknown}; installed adapters: {installed}")
+    check_backend_names(backends)
     for backend, name in (injections or {}).items():
+        if backend not in backends:
+            raise ValueError(f"--inject {backend}={name}: {backend!r} is not one of the backends "
+                             f"of this run {list(backends)}")
         if name not in INJECTIONS:
             raise ValueError(f"unknown injection {name!r} for {backend}; known: "
                              f"{', '.join(INJECTIONS)}")

@@ -100,12 +100,12 @@ def test_report_names_a_failed_backend_and_keeps_the_other() -> None:
     backends = {"tensorflow": {"status": "crashed", "message": "exit code -11"},
                 "torch": _backend_record(80.0)}
     text = bench.render_markdown({"case": "default", "sizing": "", "backends": backends})
-    assert "| tensorflow | failed: crashed exit code -11 |" in text
+    assert "| tensorflow | failed (crashed): exit code -11 |" in text
     assert "| torch | 361 | 115x115 | 20 | 1.25 | 100 | 80 | met |" in text
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"backends": ()}, "no backend to benchmark"),
+    ({"backends": ()}, "--backends: no backend named"),
     ({"repeats": 0}, "repeats=0; expected >= 1"),
     ({"sweep": [{"n_groups": 0, "N": 64, "batch_size": 16}]}, "sweep point"),
     ({"sweep": [{"n_groups": 8, "N": 64}]}, "sweep point"),
@@ -124,10 +124,10 @@ def test_bench_command_names_a_bad_repeat_count(capsys: pytest.CaptureFixture[st
 
 def test_two_devices_get_each_backends_throughput_ratios() -> None:
     """``--device cpu,cuda``: every figure of the second device over the first, per backend."""
-    cpu = {"case": "default", "backends": {"torch": _backend_record(40.0)}}
+    cpu = {"case": "default", "device": "cpu", "backends": {"torch": _backend_record(40.0)}}
     gpu_record = _backend_record(400.0)
     gpu_record["rows"][0].update(train_groups_per_s=80.0, infer_groups_per_s=500.0)
-    gpu = {"case": "default", "backends": {"torch": gpu_record,
+    gpu = {"case": "default", "device": "cuda", "backends": {"torch": gpu_record,
                                            "tensorflow": {"status": "error", "message": "no GPU"}}}
     ratios = bench.device_ratios(cpu, gpu)
     assert ratios["torch"]["rows"] == [{"n_groups": 8, "N": 32, "batch_size": 4,
@@ -138,26 +138,74 @@ def test_two_devices_get_each_backends_throughput_ratios() -> None:
     text = bench.render_markdown({"case": "default", "by_device": {"cpu": cpu, "cuda": gpu},
                                   "device_ratios": ratios})
     assert "# Benchmark: case default, device cpu" in text
-    assert "| tensorflow | failed: error no GPU |" in text
+    assert "| tensorflow | failed (error): no GPU |" in text
     assert "# cuda / cpu" in text and "| torch | 8 | 32 | 4 | 8 | 25 | 10 |" in text
     assert "| torch | case stitching | | | | | 10 |" in text
 
 
-@pytest.mark.parametrize("devices", ["cpu,cuda,cuda:1", "cpu,cpu"])
-def test_bench_command_takes_one_or_two_distinct_devices(devices: str,
+@pytest.mark.parametrize(("devices", "message"), [
+    ("cpu,cuda,cuda:1", "give one device, or two to compare"),
+    ("cpu,CPU", "the same device twice"),
+    ("tpu", "expected auto, cpu, cuda"),
+])
+def test_bench_command_takes_one_or_two_distinct_devices(devices: str, message: str,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
     from parity.cli import main
 
     assert main(["bench", "--device", devices]) == 2
-    assert "give one device, or two to compare" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("backends", "message"), [
+    ("nosuch", "unknown backend(s) ['nosuch']"),
+    ("torch, torch", "['torch'] named more than once"),
+    (",", "no backend named"),
+])
+def test_bench_command_checks_backends_before_any_work(backends: str, message: str, tmp_path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from parity.cli import main
+
+    assert main(["bench", "--backends", backends, "--out", str(tmp_path / "r")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()  # nothing written
+
+
+def test_bench_command_checks_out_before_any_work(tmp_path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from parity.cli import main
+
+    a_file = tmp_path / "f"
+    a_file.write_text("x")
+    assert main(["bench", "--out", str(a_file)]) == 2
+    assert "is a file, not a directory for report bundles" in capsys.readouterr().err
+
+
+def test_bench_command_exits_3_when_a_backend_failed(monkeypatch, tmp_path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """The report is still written (what ran is kept), and the exit code says a backend failed."""
+    from parity.cli import main
+
+    def fake_run_bench(**kwargs: Any) -> dict[str, Any]:
+        return {"case": "default", "device": kwargs["device"], "sizing": "",
+                "backends": {"torch": _backend_record(60.0),
+                             "tensorflow": {"status": "crashed", "message": "boom\ntraceback"}},
+                "ratios": []}
+
+    monkeypatch.setattr(bench, "run_bench", fake_run_bench)
+    assert main(["bench", "--quick", "--device", "cpu", "--out", str(tmp_path)]) == 3
+    out = capsys.readouterr().out
+    assert "backend(s) failed: tensorflow on cpu" in out
+    assert "| tensorflow | failed (crashed): boom ... (full message in bench.json) |" in out
+    assert len(list(tmp_path.glob("*_bench-default/bench.json"))) == 1
 
 
 def test_device_table_says_when_no_backend_ran_on_both() -> None:
-    cpu = {"case": "default", "backends": {"torch": _backend_record(40.0)}}
-    gpu = {"case": "default", "backends": {"torch": {"status": "error", "message": "no CUDA"}}}
+    cpu = {"case": "default", "device": "cpu", "backends": {"torch": _backend_record(40.0)}}
+    gpu = {"case": "default", "device": "cuda",
+           "backends": {"torch": {"status": "error", "message": "no CUDA"}}}
     text = bench.render_markdown({"case": "default", "by_device": {"cpu": cpu, "cuda": gpu},
                                   "device_ratios": bench.device_ratios(cpu, gpu)})
-    assert "| torch | failed: error no CUDA |" in text
+    assert "| torch | failed (error): no CUDA |" in text
     assert "No ratio: no backend ran on both devices" in text
 
 

@@ -139,6 +139,9 @@ def test_segfault_is_crashed_with_the_signal_named(small_case, tmp_path):
     assert run.tasks["physics"]["status"] == "crashed"
     assert run.tasks["network"]["status"] == "missing"
     assert "about to segfault" in _log(tmp_path, "faulty-segv")
+    # the one-line message ends with the log's last line, so the console says why
+    last = [line.strip() for line in _log(tmp_path, "faulty-segv").splitlines() if line.strip()]
+    assert run.message.splitlines()[0].endswith(f": {last[-1][:300]}; log tail:")
     assert [c.verdict for c in _checks(result, "faulty-segv", "L0")] == ["pass"]
     for level in ("L1", "L2"):
         errors = _checks(result, "faulty-segv", level)
