@@ -19,6 +19,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
+from parity.cli_options import check_device, parse_levels, parse_names, reports_dir
+
 __all__ = [
     "EXIT_BACKEND_FAILED",
     "EXIT_BROKEN_PIPE",
@@ -69,18 +71,6 @@ class _Parser(argparse.ArgumentParser):
 
 def _one_line(message: object) -> str:
     return "; ".join(line.strip() for line in str(message).splitlines() if line.strip())
-
-
-def _parse_levels(text: str) -> tuple[str, ...]:
-    from parity.results import LEVELS
-
-    if text == "all":
-        return LEVELS
-    levels = tuple(part.strip().upper() for part in text.split(",") if part.strip())
-    bad = [lv for lv in levels if lv not in LEVELS]
-    if bad or not levels:
-        raise UsageError(f"--levels {text!r}: unknown level(s) {bad}; choose from {LEVELS}")
-    return tuple(lv for lv in LEVELS if lv in levels)
 
 
 def _parse_seeds(text: str | None, levels: tuple[str, ...]) -> tuple[int, ...]:
@@ -152,15 +142,17 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise UsageError(f"--inject {item!r}: expected BACKEND=INJECTION")
         backend, name = item.split("=", 1)
         injections[backend] = name
-    backends = tuple(b.strip() for b in args.backends.split(",") if b.strip())
-    levels = _parse_levels(args.levels)
+    backends = parse_names(args.backends)
+    levels = parse_levels(args.levels)
     seeds = _parse_seeds(args.seeds, levels)
+    device = check_device(args.device)
+    reports_root = reports_dir(args.out)
     bundle, result = run_and_report(
         case=args.case, container_path=args.container, levels=levels, seeds=seeds,
-        backends=backends, device=args.device, seed=args.seed,
+        backends=backends, device=device, seed=args.seed,
         model_overrides=_parse_overrides(args.model, "model"),
         train_overrides=_parse_overrides(args.train, "train"),
-        reports_root=Path(args.out), timeout_s=args.timeout, isolation=args.isolation,
+        reports_root=reports_root, timeout_s=args.timeout, isolation=args.isolation,
         injections=injections, progress=_progress_printer(args.quiet),
         parallel=not args.sequential,
     )
@@ -207,14 +199,10 @@ def cmd_fixtures(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    """``parity list``: past runs, newest last."""
-    from parity.report.runs import format_run_list, list_runs
+    """``parity list``: past runs, newest last; then the bundles it skipped, and why."""
+    from parity.report.runs import format_scan, scan_runs
 
-    runs = list_runs(Path(args.out))
-    if not runs:
-        print(f"no complete runs under {args.out}")
-    else:
-        print(format_run_list(runs))
+    print(format_scan(scan_runs(Path(args.out))), end="")
     return EXIT_OK
 
 
@@ -228,7 +216,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_diff(args: argparse.Namespace) -> int:
     """``parity diff A B``: what changed between two runs."""
-    from parity.report.runs import diff_runs, resolve_run
+    from parity.report.diff import diff_runs
+    from parity.report.runs import resolve_run
 
     root = Path(args.out)
     print(diff_runs(resolve_run(root, args.a), resolve_run(root, args.b)))

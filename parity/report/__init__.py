@@ -15,15 +15,19 @@ from parity.report.bundle import (
     new_bundle_dir,
     stamp_now,
 )
+from parity.report.diff import diff_runs
 from parity.report.figures import FigureSet, render_figures, write_figures
 from parity.report.junit import render_junit
 from parity.report.runs import (
+    BundleError,
+    RunScan,
     RunSummary,
-    diff_runs,
     format_run_list,
+    format_scan,
     list_runs,
     load_report,
     resolve_run,
+    scan_runs,
     show_run,
 )
 from parity.report.summary import render_summary
@@ -32,12 +36,15 @@ __all__ = [
     "BUNDLE_FILES",
     "COMPLETE_MARKER",
     "STAGING_PREFIX",
+    "BundleError",
     "BundleWriter",
     "FigureSet",
+    "RunScan",
     "RunSummary",
     "bundle_name",
     "diff_runs",
     "format_run_list",
+    "format_scan",
     "list_runs",
     "load_report",
     "new_bundle_dir",
@@ -45,6 +52,7 @@ __all__ = [
     "render_junit",
     "render_summary",
     "resolve_run",
+    "scan_runs",
     "show_run",
     "stamp_now",
     "write_figures",

@@ -1,37 +1,64 @@
 """Finding, showing and comparing the bundles under a reports root.
 
-A bundle counts only when complete: its ``COMPLETE`` marker exists and its ``report.json``
-parses. Staging directories (``.staging-*``) and half-written or foreign directories are
-ignored. Runs are ordered oldest first by (stamp, same-second suffix, name).
+A directory under the root is one of:
+
+- a *run*: ``COMPLETE`` marker, and a ``report.json`` that parses and has the fields this
+  module reads, of the right JSON types (checked once, in :func:`load_report`);
+- a *benchmark bundle* (``<stamp>_bench-<case>``: ``bench.json``, ``bench.md``, no
+  ``report.json``): :func:`show_run` prints its ``bench.md``; it is not listed or diffed;
+- a *damaged* bundle: bundle files but no ``COMPLETE`` marker (interrupted or still writing),
+  or a ``report.json`` that is missing, does not parse or has a wrong field. Looking one up
+  raises :class:`BundleError` naming the bundle and the problem; :func:`scan_runs` counts it;
+- anything else (no bundle file at all, staging ``.staging-*`` and hidden directories): ignored.
+
+Runs are ordered oldest first by (stamp, same-second suffix, name).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from parity.report.bundle import COMPLETE_MARKER, STAGING_PREFIX, bundle_name
-from parity.report.summary import flatten, format_value
+from parity.report.bundle import BUNDLE_FILES, COMPLETE_MARKER, STAGING_PREFIX, bundle_name
+from parity.report.report_schema import validate_report
+from parity.report.summary import capped
 
 __all__ = [
-    "DIFF_REL_THRESHOLD",
+    "BundleError",
+    "RunScan",
     "RunSummary",
-    "diff_runs",
     "format_run_list",
+    "format_scan",
     "list_runs",
     "load_report",
     "resolve_run",
+    "scan_runs",
     "show_run",
 ]
 
-#: A measured value or metric "moved" when it changed by more than this fraction of its old value.
-DIFF_REL_THRESHOLD: float = 0.10
+_BENCH_FILES = ("bench.json", "bench.md")
 
-_MAX_LINES = 200  # per diff section; the rest is counted, not listed
+class BundleError(ValueError):
+    """A bundle that exists but cannot be read as a run: incomplete or damaged.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The bundle directory.
+    problem : str
+        What is wrong, without the path (e.g. ``report.json: exit_code is null, expected an
+        integer``).
+    """
+
+    def __init__(self, path: Path, problem: str, *, incomplete: bool = False) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"bundle {self.path} is {'incomplete' if incomplete else 'damaged'}: "
+                         f"{problem}")
 
 
 @dataclass(frozen=True)
@@ -72,31 +99,93 @@ class RunSummary:
                 f"{self.first_divergence or '-'}")
 
 
+@dataclass(frozen=True)
+class RunScan:
+    """Everything under a reports root, sorted (see the module docstring for the kinds).
+
+    Attributes
+    ----------
+    root : pathlib.Path
+        The reports root.
+    exists : bool
+        False when ``root`` does not exist (then everything else is empty).
+    runs : tuple[RunSummary, ...]
+        Complete runs, oldest first.
+    damaged : tuple[BundleError, ...]
+        Incomplete or damaged bundles, by name.
+    bench : tuple[pathlib.Path, ...]
+        Benchmark bundles, by name.
+    """
+
+    root: Path
+    exists: bool
+    runs: tuple[RunSummary, ...] = ()
+    damaged: tuple[BundleError, ...] = ()
+    bench: tuple[Path, ...] = ()
+
+
+def _is_bench(path: Path) -> bool:
+    """A benchmark bundle: named ``<stamp>_bench-<case>``, or bench files and no report."""
+    return "_bench-" in path.name or (any((path / n).is_file() for n in _BENCH_FILES)
+                                      and not (path / "report.json").exists())
+
+
+def _has_bundle_files(path: Path) -> bool:
+    return any((path / name).exists() for name in (*BUNDLE_FILES, *_BENCH_FILES))
+
+
+def _require_bundle(path: Path) -> None:
+    """A complete bundle directory (run or bench), or an error saying what ``path`` is."""
+    if not path.exists():
+        raise FileNotFoundError(f"no bundle directory {path}")
+    if not path.is_dir():
+        raise ValueError(f"{path} is not a directory; expected a run bundle")
+    if not _has_bundle_files(path):
+        raise ValueError(f"{path} is not a run bundle (it has no report.json, summary.md or "
+                         f"{COMPLETE_MARKER} marker)")
+    if not (path / COMPLETE_MARKER).is_file():
+        raise BundleError(path, f"no {COMPLETE_MARKER} marker: the run was interrupted or is "
+                                "still writing", incomplete=True)
+
+
+def _read_text(path: Path, name: str) -> str:
+    """A bundle file's text, or BundleError naming the bundle and the file."""
+    try:
+        return (path / name).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BundleError(path, f"no {name}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BundleError(path, f"{name} cannot be read: {exc}") from None
+
+
 def load_report(path: Path) -> dict[str, Any]:
-    """``report.json`` of a complete bundle.
+    """``report.json`` of a complete run bundle, with its fields' types checked.
 
     Raises
     ------
     FileNotFoundError
-        ``path`` is not a directory, or has no ``COMPLETE`` marker / ``report.json``.
+        ``path`` does not exist.
+    BundleError
+        No ``COMPLETE`` marker; ``report.json`` missing, unparseable, not an object, or with a
+        field this module reads missing or of the wrong type (the message names the field).
     ValueError
-        ``report.json`` does not parse as a JSON object.
+        ``path`` is a file, a directory with no bundle files, or a benchmark bundle.
     """
     path = Path(path)
-    if not path.is_dir():
-        raise FileNotFoundError(f"{path} is not a bundle directory")
-    if not (path / COMPLETE_MARKER).is_file():
-        raise FileNotFoundError(f"{path} is not a complete bundle (no {COMPLETE_MARKER} marker: "
-                                "the run was interrupted or is still writing)")
+    _require_bundle(path)
+    if _is_bench(path):
+        raise ValueError(f"{path} is a benchmark bundle (bench.json, bench.md; no report.json), "
+                         "not a parity run: `parity show` prints its bench.md; compare "
+                         "bench.json files by hand")
     try:
-        report = json.loads((path / "report.json").read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path} has no report.json") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path / 'report.json'} does not parse: {exc}") from None
-    if not isinstance(report, dict):
-        raise ValueError(f"{path / 'report.json'} holds {type(report).__name__}; "
-                         "expected a JSON object")
+        report = json.loads(_read_text(path, "report.json"))
+        validate_report(report)
+    except json.JSONDecodeError as exc:
+        raise BundleError(path, f"report.json does not parse: {exc}") from None
+    except BundleError:
+        raise
+    except ValueError as exc:
+        raise BundleError(path, f"report.json: {exc}") from None
     return report
 
 
@@ -111,45 +200,140 @@ def _sort_key(run: RunSummary) -> tuple[str, int, str]:
     return run.stamp, seq, run.name
 
 
-def list_runs(root: Path, *, case: str | None = None) -> list[RunSummary]:
-    """Complete bundles under ``root``, oldest first (optionally of one case only).
+def _summary(path: Path, report: Mapping[str, Any]) -> RunSummary:
+    first = report.get("first_divergence")
+    return RunSummary(
+        path=path, name=path.name, case=report["case"], stamp=report["stamp"],
+        verdict=report["verdict"], exit_code=report["exit_code"],
+        first_divergence=first["name"] if first else None,
+        backends=tuple(report.get("backends", ())), counts=dict(report.get("counts", {})))
 
-    A missing ``root`` has no runs. Incomplete or unreadable bundles are skipped silently.
+
+def _check_root(root: Path) -> bool:
+    """Whether ``root`` exists; ValueError when it is a file or itself a bundle."""
+    if not root.exists():
+        return False
+    if not root.is_dir():
+        raise ValueError(f"reports directory {root} is not a directory")
+    if (root / COMPLETE_MARKER).exists():
+        raise ValueError(f"{root} is a bundle, not a reports directory (`parity show {root}` "
+                         "shows it)")
+    return True
+
+
+def scan_runs(root: Path) -> RunScan:
+    """Every bundle under ``root``, sorted into runs, damaged bundles and benchmark bundles.
+
+    A missing ``root`` gives an empty scan with ``exists=False``.
+
+    Raises
+    ------
+    ValueError
+        ``root`` is a file, is itself a bundle, or cannot be read.
     """
     root = Path(root)
-    if not root.is_dir():
-        return []
+    if not _check_root(root):
+        return RunScan(root, exists=False)
     runs: list[RunSummary] = []
-    for path in root.iterdir():
-        if path.name.startswith((STAGING_PREFIX, ".")) or not path.is_dir():
-            continue
+    damaged: list[BundleError] = []
+    bench: list[Path] = []
+    try:
+        entries = sorted(p for p in root.iterdir()
+                         if p.is_dir() and not p.name.startswith((STAGING_PREFIX, ".")))
+    except OSError as exc:
+        raise ValueError(f"reports directory {root} cannot be read: {exc}") from None
+    for path in filter(_has_bundle_files, entries):
         try:
-            report = load_report(path)
-        except (OSError, ValueError):
-            continue
-        first = report.get("first_divergence")
-        runs.append(RunSummary(
-            path=path,
-            name=path.name,
-            case=str(report.get("case", "")),
-            stamp=str(report.get("stamp", "")),
-            verdict=str(report.get("verdict", "unknown")),
-            exit_code=int(report.get("exit_code", -1)),
-            first_divergence=first.get("name") if isinstance(first, dict) else None,
-            backends=tuple(report.get("backends", ())),
-            counts=dict(report.get("counts", {})),
-        ))
-    runs = [r for r in runs if case is None or r.case == case]
-    return sorted(runs, key=_sort_key)
+            if _is_bench(path):
+                _require_bundle(path)
+                bench.append(path)
+            else:
+                runs.append(_summary(path, load_report(path)))
+        except BundleError as err:
+            damaged.append(err)
+    return RunScan(root, True, tuple(sorted(runs, key=_sort_key)), tuple(damaged), tuple(bench))
 
 
-def format_run_list(runs: list[RunSummary]) -> str:
+def list_runs(root: Path, *, case: str | None = None) -> list[RunSummary]:
+    """Complete runs under ``root``, oldest first (optionally of one case only).
+
+    A missing ``root`` has no runs. Damaged and benchmark bundles are left out; :func:`scan_runs`
+    says which.
+    """
+    return [r for r in scan_runs(root).runs if case is None or r.case == case]
+
+
+def format_run_list(runs: Sequence[RunSummary]) -> str:
     """A plain-text table of :func:`list_runs` (one line per run)."""
     if not runs:
         return "no complete runs\n"
     lines = [f"{'run':<45} {'verdict':<16} {'exit':>4}  first divergence"]
     lines += [run.line() for run in runs]
     return "\n".join(lines) + "\n"
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _scan_notes(scan: RunScan) -> list[str]:
+    """What a listing left out: damaged bundles (each with its problem), benchmark bundles."""
+    notes = []
+    damaged = [f"{err.path.name} ({err.problem})" for err in scan.damaged]
+    if len(damaged) == 1:
+        notes.append(f"skipped 1 damaged bundle: {damaged[0]}")
+    elif damaged:
+        notes += [f"skipped {_plural(len(damaged), 'damaged bundle')}:",
+                  *(f"  {line}" for line in capped(damaged))]
+    if scan.bench:
+        notes.append(f"not listed: {_plural(len(scan.bench), 'benchmark bundle')} (latest "
+                     f"{scan.bench[-1].name}; `parity show NAME` prints its bench.md)")
+    return notes
+
+
+def format_scan(scan: RunScan) -> str:
+    """:func:`format_run_list` of a :func:`scan_runs`, then what it left out and why."""
+    if not scan.exists:
+        return f"no reports directory {scan.root}\n"
+    table = format_run_list(scan.runs) if scan.runs else f"no complete runs under {scan.root}\n"
+    return table + "".join(f"{note}\n" for note in _scan_notes(scan))
+
+
+def _resolve_path(ref: str) -> Path:
+    """A bundle given as a path: a complete run or benchmark bundle, else a clear error."""
+    path = Path(ref)
+    _require_bundle(path)
+    if not _is_bench(path):
+        load_report(path)
+    return path
+
+
+def _resolve_index(scan: RunScan, text: str) -> Path:
+    """``latest`` / ``-N``: the N-th newest complete run."""
+    back = 1 if text == "latest" else int(text[1:])
+    count = len(scan.runs)
+    if count == 0:
+        skipped = f" ({_plural(len(scan.damaged), 'damaged bundle')})" if scan.damaged else ""
+        raise FileNotFoundError(f"run {text!r}: no complete runs in {scan.root}{skipped}")
+    if not 1 <= back <= count:
+        raise FileNotFoundError(f"run {text!r} is out of range: {_plural(count, 'complete run')} "
+                                f"in {scan.root}")
+    return scan.runs[-back].path
+
+
+def _resolve_name(scan: RunScan, text: str) -> Path:
+    """A bundle name or a unique prefix of one (runs, damaged and benchmark bundles alike)."""
+    damaged = {err.path.name: err for err in scan.damaged}
+    names = sorted([*(r.name for r in scan.runs), *damaged, *(p.name for p in scan.bench)])
+    matches = [text] if text in names else [n for n in names if n.startswith(text)]
+    if len(matches) > 1:
+        raise ValueError(f"run {text!r} is ambiguous: {matches}")
+    if not matches:
+        shown = ", ".join(r.name for r in scan.runs[-10:]) or "none"
+        raise FileNotFoundError(f"no run {text!r} in {scan.root} (latest runs: {shown})")
+    if matches[0] in damaged:
+        raise damaged[matches[0]]
+    return scan.root / matches[0]
 
 
 def resolve_run(root: Path, ref: str | Path) -> Path:
@@ -161,189 +345,53 @@ def resolve_run(root: Path, ref: str | Path) -> Path:
         Reports root.
     ref : str or pathlib.Path
         A path to a bundle; a directory name under ``root``; a unique prefix of one (e.g. the
-        stamp); ``latest`` / ``-1`` (newest), ``-2`` (the one before), ...
-
-    Raises
-    ------
-    FileNotFoundError
-        Nothing matches (the message lists the runs there are).
-    ValueError
-        A prefix matching several runs (the message lists them).
-    """
-    text = str(ref)
-    candidate = Path(ref)
-    if candidate.is_dir():
-        load_report(candidate)  # a clear error when it is not a complete bundle
-        return candidate
-    runs = list_runs(root)
-    names = [r.name for r in runs]
-    if text == "latest" or re.fullmatch(r"-\d+", text):
-        back = 1 if text == "latest" else int(text[1:])
-        if back < 1 or back > len(runs):
-            raise FileNotFoundError(f"run {text!r}: {len(runs)} complete runs in {root}")
-        return runs[-back].path
-    exact = [r.path for r in runs if r.name == text]
-    if exact:
-        return exact[0]
-    matches = [r.path for r in runs if r.name.startswith(text)]
-    if len(matches) == 1:
-        return matches[0]
-    if matches:
-        raise ValueError(f"run {text!r} is ambiguous: {[p.name for p in matches]}")
-    shown = ", ".join(names[-10:]) or "none"
-    raise FileNotFoundError(f"no complete run {text!r} in {root} (latest runs: {shown})")
-
-
-def show_run(path: Path) -> str:
-    """``summary.md`` of a complete bundle.
-
-    Raises
-    ------
-    FileNotFoundError
-        Not a complete bundle, or it has no ``summary.md``.
-    """
-    path = Path(path)
-    load_report(path)  # a clear error for incomplete or foreign directories
-    summary = path / "summary.md"
-    if not summary.is_file():
-        raise FileNotFoundError(f"bundle {path} has no summary.md")
-    return summary.read_text(encoding="utf-8")
-
-
-def _capped(lines: list[str]) -> list[str]:
-    if len(lines) <= _MAX_LINES:
-        return lines
-    return [*lines[:_MAX_LINES], f"  ... and {len(lines) - _MAX_LINES} more"]
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
-def _moved(old: float, new: float, threshold: float) -> bool:
-    if old == new:
-        return False
-    if old == 0.0:
-        return True  # from exactly zero any change is unbounded in relative terms
-    return abs(new - old) > threshold * abs(old)
-
-
-def _relative_text(old: float, new: float) -> str:
-    return "from 0" if old == 0.0 else f"{(new - old) / abs(old):+.1%}"
-
-
-def _mapping_diff(title: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    flat_old, flat_new = flatten(old), flatten(new)
-    lines = []
-    for key in list(dict.fromkeys([*flat_old, *flat_new])):
-        if key not in flat_new:
-            lines.append(f"  - {key}: {format_value(flat_old[key])} (removed)")
-        elif key not in flat_old:
-            lines.append(f"  + {key}: {format_value(flat_new[key])} (added)")
-        elif flat_old[key] != flat_new[key]:
-            lines.append(f"  ~ {key}: {format_value(flat_old[key])} -> "
-                         f"{format_value(flat_new[key])}")
-    return [f"{title}: {'no change' if not lines else f'keys that differ: {len(lines)}'}",
-            *_capped(lines)]
-
-
-def _checks_diff(old: dict[str, Any], new: dict[str, Any], threshold: float) -> list[str]:
-    checks_old = {c["name"]: c for c in old.get("checks", []) if "name" in c}
-    checks_new = {c["name"]: c for c in new.get("checks", []) if "name" in c}
-    verdicts, moved = [], []
-    for name in list(dict.fromkeys([*checks_old, *checks_new])):
-        a, b = checks_old.get(name), checks_new.get(name)
-        if a is None or b is None:
-            verdicts.append(f"  {name}: {a['verdict'] if a else 'absent'} -> "
-                            f"{b['verdict'] if b else 'absent'}")
-            continue
-        if a.get("verdict") != b.get("verdict"):
-            verdicts.append(f"  {name}: {a.get('verdict')} -> {b.get('verdict')}")
-        m_old, m_new = a.get("measured") or {}, b.get("measured") or {}
-        for key in m_old.keys() & m_new.keys():
-            x, y = _number(m_old[key]), _number(m_new[key])
-            if x is not None and y is not None and _moved(x, y, threshold):
-                moved.append(f"  {name} {key}: {format_value(x)} -> {format_value(y)} "
-                             f"({_relative_text(x, y)})")
-    return [f"Checks whose verdict changed: {len(verdicts) or 'none'}", *_capped(verdicts),
-            f"Measured values that moved by more than {threshold:.0%}: {len(moved) or 'none'}",
-            *_capped(sorted(moved))]
-
-
-def _metrics_diff(old: Mapping[str, Any], new: Mapping[str, Any], threshold: float) -> list[str]:
-    flat_old, flat_new = flatten(old), flatten(new)
-    lines = []
-    for key in list(dict.fromkeys([*flat_old, *flat_new])):
-        x, y = _number(flat_old.get(key)), _number(flat_new.get(key))
-        if x is None or y is None:
-            if (key in flat_old) != (key in flat_new):
-                lines.append(f"  {key}: {format_value(flat_old.get(key))} -> "
-                             f"{format_value(flat_new.get(key))}")
-            continue
-        if x != y:
-            flag = " (moved)" if _moved(x, y, threshold) else ""
-            lines.append(f"  {key}: {format_value(x)} -> {format_value(y)} "
-                         f"(delta {format_value(y - x)}){flag}")
-    return [f"Metrics: {'no change' if not lines else f'values that changed: {len(lines)}'}",
-            *_capped(lines)]
-
-
-def _counts_line(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
-    moved = [f"{v} {old.get(v, 0)} -> {new.get(v, 0)}" for v in dict.fromkeys([*old, *new])
-             if old.get(v, 0) != new.get(v, 0)]
-    return "Check counts: " + (", ".join(moved) if moved else "unchanged")
-
-
-def diff_runs(a: Path, b: Path, *, rel_threshold: float = DIFF_REL_THRESHOLD) -> str:
-    """What changed from run ``a`` (older) to run ``b``.
-
-    Lists: verdict and exit code; first divergence; every check whose verdict changed (or that
-    exists in one run only); measured values that moved by more than ``rel_threshold`` of their
-    old value; backend run statuses; config, provenance (data hash, versions, git revision) and
-    backend environment keys that differ; metric deltas.
-
-    Parameters
-    ----------
-    a, b : pathlib.Path
-        Complete bundles.
-    rel_threshold : float, optional
-        Relative change that counts as a move (default :data:`DIFF_REL_THRESHOLD`, 10 %).
+        stamp); ``latest`` / ``-1`` (newest complete run), ``-2`` (the one before), ...
 
     Returns
     -------
-    str
-        Plain text, one finding per line.
+    pathlib.Path
+        A complete run or a benchmark bundle.
+
+    Raises
+    ------
+    FileNotFoundError
+        Nothing matches (the message lists the latest runs); an index out of range; a path or
+        ``root`` that does not exist.
+    BundleError
+        The bundle exists but is damaged or incomplete (the message says how).
+    ValueError
+        An empty ``ref``; a prefix matching several bundles (the message lists them); a path
+        that is not a bundle; ``root`` not a directory.
     """
-    if not rel_threshold > 0:
-        raise ValueError(f"rel_threshold is {rel_threshold}; expected > 0")
-    old, new = load_report(Path(a)), load_report(Path(b))
-    first_old = (old.get("first_divergence") or {}).get("name", "none")
-    first_new = (new.get("first_divergence") or {}).get("name", "none")
-    runs_old = {r["backend"]: r for r in old.get("backend_runs", [])}
-    runs_new = {r["backend"]: r for r in new.get("backend_runs", [])}
-    backend_lines = [
-        f"  {name}: {runs_old.get(name, {}).get('status', 'absent')} -> "
-        f"{runs_new.get(name, {}).get('status', 'absent')}"
-        for name in dict.fromkeys([*runs_old, *runs_new])
-        if runs_old.get(name, {}).get("status") != runs_new.get(name, {}).get("status")
-    ]
-    env_old = {k: v.get("environment", {}) for k, v in runs_old.items()}
-    env_new = {k: v.get("environment", {}) for k, v in runs_new.items()}
-    changed = "changed" if old.get("verdict") != new.get("verdict") else "unchanged"
-    lines = [
-        f"diff {Path(a).name} -> {Path(b).name}",
-        f"Verdict ({changed}): {old.get('verdict')} (exit {old.get('exit_code')}) -> "
-        f"{new.get('verdict')} (exit {new.get('exit_code')})",
-        f"First divergence: {first_old} -> {first_new}"
-        + ("" if first_old != first_new else " (same)"),
-        _counts_line(old.get("counts", {}), new.get("counts", {})),
-        *_checks_diff(old, new, rel_threshold),
-        f"Backend run status changes: {len(backend_lines) or 'none'}", *backend_lines,
-        *_mapping_diff("Config", old.get("config", {}), new.get("config", {})),
-        *_mapping_diff("Provenance", old.get("provenance", {}), new.get("provenance", {})),
-        *_mapping_diff("Backend environments", env_old, env_new),
-        *_metrics_diff(old.get("metrics", {}), new.get("metrics", {}), rel_threshold),
-    ]
-    return "\n".join(lines) + "\n"
+    text = str(ref)
+    if not text.strip():
+        raise ValueError("empty run name; give a bundle path, a run name or a unique prefix of "
+                         "one (e.g. its stamp), 'latest' or -N")
+    if isinstance(ref, Path) or "/" in text or text.startswith(".") or Path(text).is_dir():
+        return _resolve_path(text)
+    scan = scan_runs(root)
+    if not scan.exists:
+        raise FileNotFoundError(f"no reports directory {root} (run {text!r})")
+    if text == "latest" or re.fullmatch(r"-\d+", text):
+        return _resolve_index(scan, text)
+    return _resolve_name(scan, text)
+
+
+def show_run(path: Path) -> str:
+    """``summary.md`` of a complete run, or ``bench.md`` of a benchmark bundle.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` does not exist.
+    BundleError
+        Damaged or incomplete, or no ``summary.md`` / ``bench.md``.
+    ValueError
+        Not a bundle.
+    """
+    path = Path(path)
+    _require_bundle(path)
+    if _is_bench(path):
+        return _read_text(path, "bench.md")
+    load_report(path)
+    return _read_text(path, "summary.md")

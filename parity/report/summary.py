@@ -7,7 +7,8 @@ tests (only in that mode); config (with the sizing used); provenance (with the f
 needs that were not recorded); warnings; figure links.
 
 The formatting helpers (:func:`format_value`, :func:`flatten`, :func:`format_measured`,
-:func:`format_tolerance`) are shared by :mod:`parity.report.junit` and :mod:`parity.report.runs`
+:func:`format_tolerance`, :func:`capped`) are shared by :mod:`parity.report.junit`,
+:mod:`parity.report.runs` and :mod:`parity.report.diff`
 so that the three texts print a check's numbers the same way.
 """
 
@@ -24,6 +25,7 @@ __all__ = [
     "MAX_SUMMARY_BYTES",
     "MEASURED_COLUMNS",
     "VERDICT_LABELS",
+    "capped",
     "flatten",
     "format_measured",
     "format_tolerance",
@@ -111,6 +113,17 @@ def _plain(value: Any) -> Any:
     """NumPy scalars and arrays -> Python scalars and lists (NaN kept, unlike ``jsonable``)."""
     tolist = getattr(value, "tolist", None)
     return tolist() if callable(tolist) and not isinstance(value, str) else value
+
+
+#: Lines a listing section shows; the rest is counted, not listed.
+MAX_SECTION_LINES = 200
+
+
+def capped(lines: list[str], limit: int = MAX_SECTION_LINES) -> list[str]:
+    """``lines``, or its first ``limit`` and a line counting the rest."""
+    if len(lines) <= limit:
+        return lines
+    return [*lines[:limit], f"  ... and {len(lines) - limit} more"]
 
 
 def flatten(mapping: Mapping[str, Any], *, prefix: str = "") -> dict[str, Any]:

@@ -1,59 +1,27 @@
-"""Tests of parity.report.runs: listing, showing, resolving and diffing bundles."""
+"""Tests of parity.report.runs: listing, showing and resolving bundles, and checking reports."""
 
 from __future__ import annotations
 
-import shutil
+import json
 from pathlib import Path
 
 import pytest
 
+from parity.cli import EXIT_USAGE
 from parity.report import bundle as bundle_module
 from parity.report.bundle import new_bundle_dir
-from parity.report.runs import diff_runs, format_run_list, list_runs, resolve_run, show_run
-from parity.results import BackendRun, Check, RunResult
-
-TOL = {"atol": 1e-6, "reason": "f32 FFT"}
-
-
-def _result(stamp: str, *, diverged: bool) -> RunResult:
-    checks = (
-        Check("L1", "exit_wave", "complex", "torch", "oracle", "pass",
-              {"max_abs_err": 2e-8 if not diverged else 2.1e-8}, TOL),  # moved 5 %: not listed
-        Check("L1", "farfield_amplitude", "amplitude", "torch", "oracle",
-              "fail" if diverged else "pass",
-              {"max_abs_err": 5e-4 if diverged else 1e-7, "fraction_out": 0.2 if diverged else 0.0},
-              TOL),
-        Check("L2", "network.encoded", "features", "pair", "tensorflow", "pass",
-              {"max_abs_err": 1e-6}, TOL),
-    )
-    runs = (BackendRun("tensorflow", "ok", 1.0, environment={"tensorflow_version": "2.21.0"}),
-            BackendRun("torch", "ok", 1.0,
-                       environment={"torch_version": "2.13.0" if not diverged else "2.14.0"}))
-    return RunResult(
-        "lines64", stamp, ("L1", "L2"), ("tensorflow", "torch"), checks, runs,
-        metrics={"torch": {"amp": {"ssim": 0.9 if not diverged else 0.8}}},
-        config={"model": {"N": 64}, "sizing": "cpu-default"},
-        provenance={"git_rev": "aaa" if not diverged else "bbb",
-                    "data_sha256": "ff00" if not diverged else "ee11", "host": "ci"},
-    )
-
-
-@pytest.fixture(scope="module")
-def reports(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("reports")
-    for stamp, diverged in (("20240101T000000Z", False), ("20240102T000000Z", True)):
-        with new_bundle_dir(root, "lines64", stamp=stamp) as writer:
-            writer.commit(_result(stamp, diverged=diverged), {})
-    # things that must not be listed: a staging dir, an incomplete dir, a corrupt report, a file
-    (root / ".staging-20240103T000000Z_lines64-1-abcd").mkdir()
-    incomplete = root / "20240104T000000Z_lines64"
-    incomplete.mkdir()
-    (incomplete / "report.json").write_text("{}")
-    corrupt = root / "20240105T000000Z_lines64"
-    shutil.copytree(root / "20240101T000000Z_lines64", corrupt)
-    (corrupt / "report.json").write_text("{not json")
-    (root / "notes.txt").write_text("hello")
-    return root
+from parity.report.diff import diff_runs
+from parity.report.runs import (
+    BundleError,
+    format_run_list,
+    format_scan,
+    list_runs,
+    load_report,
+    resolve_run,
+    scan_runs,
+    show_run,
+)
+from parity.results import RunResult
 
 
 def test_list_runs_only_complete_oldest_first(reports: Path) -> None:
@@ -96,11 +64,11 @@ def test_show_run(reports: Path) -> None:
     text = show_run(reports / "20240102T000000Z_lines64")
     assert text.startswith("# Parity report: lines64")
     assert "**Verdict: DIVERGENCE** (exit code 1)" in text
-    with pytest.raises(FileNotFoundError, match="no COMPLETE marker"):
+    with pytest.raises(BundleError, match="is incomplete: no COMPLETE marker"):
         show_run(reports / "20240104T000000Z_lines64")
-    with pytest.raises(ValueError, match="does not parse"):
+    with pytest.raises(BundleError, match=r"is damaged: report\.json does not parse"):
         show_run(reports / "20240105T000000Z_lines64")
-    with pytest.raises(FileNotFoundError, match="not a bundle directory"):
+    with pytest.raises(FileNotFoundError, match="no bundle directory"):
         show_run(reports / "nope")
 
 
@@ -112,40 +80,136 @@ def test_resolve_run(reports: Path) -> None:
     assert resolve_run(reports, "20240101") == first
     assert resolve_run(reports, first.name) == first
     assert resolve_run(reports, str(second)) == second
-    with pytest.raises(FileNotFoundError, match="'-3': 2 complete runs"):
+    with pytest.raises(FileNotFoundError, match="'-3' is out of range: 2 complete runs"):
         resolve_run(reports, "-3")
     with pytest.raises(ValueError, match="ambiguous"):
         resolve_run(reports, "2024010")
-    with pytest.raises(FileNotFoundError, match="no complete run '1999'"):
+    with pytest.raises(FileNotFoundError, match="no run '1999'"):
         resolve_run(reports, "1999")
-    with pytest.raises(FileNotFoundError, match="no COMPLETE marker"):
+    with pytest.raises(BundleError, match="no COMPLETE marker"):
         resolve_run(reports, str(reports / "20240104T000000Z_lines64"))
 
 
-def test_diff_runs(reports: Path) -> None:
-    text = diff_runs(reports / "20240101T000000Z_lines64", reports / "20240102T000000Z_lines64")
-    lines = text.splitlines()
-    assert "Verdict (changed): parity (exit 0) -> divergence (exit 1)" in lines
-    assert "First divergence: none -> L1/farfield_amplitude/amplitude[torch vs oracle]" in lines
-    assert "  L1/farfield_amplitude/amplitude[torch vs oracle]: pass -> fail" in lines
-    assert ("  L1/farfield_amplitude/amplitude[torch vs oracle] max_abs_err: 1.000e-07 -> "
-            "5.000e-04 (+499900.0%)") in lines
-    assert ("  L1/farfield_amplitude/amplitude[torch vs oracle] fraction_out: 0 -> 0.2 "
-            "(from 0)") in lines
-    assert not any("exit_wave" in line for line in lines)  # moved 5 %, under the 10 % bar
-    assert "  ~ git_rev: aaa -> bbb" in lines and "  ~ data_sha256: ff00 -> ee11" in lines
-    assert not any("host" in line for line in lines)
-    assert "  ~ torch.torch_version: 2.13.0 -> 2.14.0" in lines
-    assert "Config: no change" in lines
-    assert "Provenance: keys that differ: 2" in lines
-    assert "Check counts: pass 3 -> 2, fail 0 -> 1" in lines
-    assert "  torch.amp.ssim: 0.9 -> 0.8 (delta -0.1) (moved)" in lines
-    same = diff_runs(reports / "20240101T000000Z_lines64", reports / "20240101T000000Z_lines64")
-    assert "Verdict (unchanged)" in same and "Check counts: unchanged" in same
-    assert "Checks whose verdict changed: none" in same
+def test_resolve_run_by_name_says_a_bundle_is_damaged(reports: Path) -> None:
+    """A damaged bundle named (or prefixed) under the root is not "no such run"."""
+    with pytest.raises(BundleError, match=r"20240105T000000Z_lines64 is damaged: report\.json "
+                                          "does not parse"):
+        resolve_run(reports, "20240105T000000Z_lines64")
+    with pytest.raises(BundleError, match=r"20240104T000000Z_lines64 is incomplete: no "
+                                          "COMPLETE marker: the run was interrupted"):
+        resolve_run(reports, "20240104")
 
 
-def test_diff_runs_rejects_bad_threshold(reports: Path) -> None:
-    with pytest.raises(ValueError, match="rel_threshold is 0"):
-        diff_runs(reports / "20240101T000000Z_lines64", reports / "20240102T000000Z_lines64",
-                  rel_threshold=0)
+def _drop_check_verdict(report: dict) -> None:
+    del report["checks"][1]["verdict"]
+
+
+def _drop_backend_name(report: dict) -> None:
+    del report["backend_runs"][0]["backend"]
+
+
+@pytest.mark.parametrize(("damage", "problem"), [
+    ({"exit_code": None}, "exit_code is null, expected an integer"),
+    ({"exit_code": "x"}, "exit_code is a string, expected an integer"),
+    ({"exit_code": True}, "exit_code is a boolean, expected an integer"),
+    ({"backends": 5}, "backends is an integer, expected a list"),
+    ({"backends": ["torch", 3]}, "backends[1] is an integer, expected a string"),
+    ({"first_divergence": "L1"}, "first_divergence is a string, expected an object or null"),
+    ({"checks": 5}, "checks is an integer, expected a list"),
+    ({"counts": {"pass": "3"}}, "counts.pass is a string, expected an integer"),
+    ({"config": []}, "config is a list, expected an object"),
+    (_drop_check_verdict, "checks[1].verdict is missing, expected a string"),
+    (_drop_backend_name, "backend_runs[0].backend is missing, expected a string"),
+])
+def test_a_report_with_wrong_types_is_named_and_skipped(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: object, problem: str,
+        write_run, run_cli) -> None:
+    good = write_run(tmp_path, "20240101T000000Z")
+    bad = write_run(tmp_path, "20240102T000000Z", diverged=True)
+    report = json.loads((bad / "report.json").read_text())
+    if callable(damage):
+        damage(report)
+    else:
+        report.update(damage)
+    (bad / "report.json").write_text(json.dumps(report))
+    expected = f"bundle {bad} is damaged: report.json: {problem}"
+    for call in (lambda: load_report(bad), lambda: show_run(bad), lambda: diff_runs(good, bad),
+                 lambda: resolve_run(tmp_path, bad.name), lambda: resolve_run(tmp_path, str(bad))):
+        with pytest.raises(BundleError) as caught:
+            call()
+        assert str(caught.value) == expected
+    assert [r.path for r in list_runs(tmp_path)] == [good]
+    assert format_scan(scan_runs(tmp_path)).splitlines()[-1] == (
+        f"skipped 1 damaged bundle: {bad.name} (report.json: {problem})")
+    for argv in (["list"], ["show", bad.name], ["diff", good.name, bad.name], ["diff", str(bad)]):
+        code, out, err = run_cli(capsys, *argv, "--out", str(tmp_path))
+        if argv == ["list"]:
+            assert code == 0 and good.name in out and problem in out
+        else:
+            assert code == EXIT_USAGE and bad.name in err and problem in err
+
+
+def test_list_counts_several_damaged_bundles(reports: Path) -> None:
+    lines = format_scan(scan_runs(reports)).splitlines()
+    assert lines[-3:] == [
+        "skipped 2 damaged bundles:",
+        "  20240104T000000Z_lines64 (no COMPLETE marker: the run was interrupted or is still "
+        "writing)",
+        lines[-1],
+    ]
+    assert lines[-1].startswith("  20240105T000000Z_lines64 (report.json does not parse:")
+
+
+def test_bench_bundles_are_shown_counted_and_not_diffed(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], write_run, write_bench, run_cli) -> None:
+    run = write_run(tmp_path, "20240101T000000Z")
+    bench = write_bench(tmp_path, "20240102T000000Z")
+    assert bench.name == "20240102T000000Z_bench-lines64"
+    assert [r.path for r in list_runs(tmp_path)] == [run]
+    assert format_scan(scan_runs(tmp_path)).splitlines()[-1] == (
+        f"not listed: 1 benchmark bundle (latest {bench.name}; `parity show NAME` prints its "
+        "bench.md)")
+    assert resolve_run(tmp_path, "latest") == run  # latest means the latest run
+    assert show_run(resolve_run(tmp_path, "20240102")) == "# Benchmark: lines64\n"
+    assert show_run(resolve_run(tmp_path, str(bench))) == "# Benchmark: lines64\n"
+    with pytest.raises(ValueError, match=r"is a benchmark bundle .*compare bench\.json "
+                                         "files by hand"):
+        diff_runs(run, bench)
+    code, out, _ = run_cli(capsys, "show", bench.name, "--out", str(tmp_path))
+    assert code == 0 and out.startswith("# Benchmark: lines64")
+    code, _, err = run_cli(capsys, "diff", run.name, bench.name, "--out", str(tmp_path))
+    assert code == EXIT_USAGE and bench.name in err and "benchmark bundle" in err
+
+
+@pytest.mark.parametrize(("argv", "needle"), [
+    (["list", "--out", "{file}"], "is not a directory"),
+    (["show", "--out", "{file}"], "is not a directory"),
+    (["show", "--out", "{missing}"], "no reports directory"),
+    (["diff", "latest", "--out", "{missing}"], "no reports directory"),
+    (["show", "-99", "--out", "{root}"], "'-99' is out of range: 1 complete run in"),
+    (["show", "", "--out", "{root}"], "empty run name"),
+    (["show", "   ", "--out", "{root}"], "empty run name"),
+    (["show", "{foreign}"], "is not a run bundle (it has no report.json"),
+    (["show", "{file}"], "is not a directory; expected a run bundle"),
+    (["show", "{missing}/x"], "no bundle directory"),
+    (["list", "--out", "{bundle}"], "is a bundle, not a reports directory"),
+])
+def test_bad_roots_and_references_exit_2_with_a_named_problem(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], needle: str,
+        write_run, run_cli) -> None:
+    root = tmp_path / "reports"
+    bundle = write_run(root, "20240101T000000Z")
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "passwd").write_text("root:x:0:0")
+    places = {"file": tmp_path / "foreign" / "passwd", "missing": tmp_path / "nonexistent",
+              "root": root, "foreign": tmp_path / "foreign", "bundle": bundle}
+    code, out, err = run_cli(capsys, *(arg.format(**places) for arg in argv))
+    assert code == EXIT_USAGE, (out, err)
+    assert needle in err and "interrupted" not in err and len(err.splitlines()) == 1
+
+
+def test_list_of_a_missing_root_says_so_and_exits_0(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], run_cli) -> None:
+    code, out, _ = run_cli(capsys, "list", "--out", str(tmp_path / "nonexistent" / "x"))
+    assert code == 0
+    assert out == f"no reports directory {tmp_path / 'nonexistent' / 'x'}\n"
