@@ -185,14 +185,30 @@ def cmd_cases(args: argparse.Namespace) -> int:
 
 
 def cmd_fixtures(args: argparse.Namespace) -> int:
-    """``parity fixtures``: list the cases, or write one to an NPZ container file."""
-    from fixtures.cases import build_case
+    """``parity fixtures``: list the cases, or write one to an NPZ container file.
+
+    The case name, the seed and the output file are checked before the case is built: the output
+    must be a ``.npz`` file name in an existing, writable directory, and an existing file is
+    replaced only with ``--force``.
+    """
+    from fixtures.cases import build_case, get_case
+    from parity.cli_options import output_file
     from parity.container import write_npz
 
     if args.write is None:
         return cmd_cases(args)
+    get_case(args.write)  # an unknown case is named before anything else
+    if args.seed < 0:
+        raise UsageError(f"--seed {args.seed}: expected an integer >= 0")
+    target = output_file(args.output or f"{args.write}.npz", option="--output")
+    if target.suffix.lower() != ".npz":
+        raise UsageError(f"--output {str(target)!r}: fixtures writes a container NPZ; give a file "
+                         "name ending in .npz")
+    if target.exists() and not args.force:
+        raise UsageError(f"--output {str(target)!r} already exists; choose another name, or pass "
+                         "--force to replace it")
     container = build_case(args.write, seed=args.seed)
-    path = write_npz(container, args.output or f"{args.write}.npz")
+    path = write_npz(container, target)
     print(f"wrote {path} ({container.n_patterns} patterns, N={container.N}, "
           f"hash {container.content_hash()[:12]})")
     return EXIT_OK
@@ -225,14 +241,37 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    """``parity convert SRC DST``: container NPZ <-> ptychodus product (HDF5/NPZ)."""
-    from parity.io.convert import convert
+    """``parity convert SRC DST``: container NPZ <-> ptychodus product (HDF5/NPZ).
 
-    out = convert(Path(args.src), Path(args.dst), to=args.to, diffraction=args.diffraction,
+    The source, the numeric options and the destination are checked before any conversion:
+    DST may not be a directory, one of the inputs, or (without ``--force``) an existing file.
+    Prints the path and the kind of file written.
+    """
+    import math
+
+    from parity.cli_options import output_file
+    from parity.io.convert import check_destination, convert, detect_format
+
+    src = Path(args.src)
+    src_kind = detect_format(src)  # a missing, unreadable or unknown source is named first
+    for option, value in (("--nphotons", args.nphotons), ("--pixel-size-m", args.pixel_size_m),
+                          ("--detector-distance-m", args.detector_distance_m),
+                          ("--photon-energy-ev", args.photon_energy_ev)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise UsageError(f"{option} {value:g}: expected a finite number > 0")
+    dst = output_file(args.dst, option="DST")
+    inputs = [src] if args.diffraction is None else [src, Path(args.diffraction)]
+    check_destination(dst, inputs=inputs, overwrite=args.force, force_option="--force")
+    out = convert(src, dst, to=args.to, diffraction=args.diffraction,
                   nphotons=args.nphotons, pixel_size_m=args.pixel_size_m,
                   detector_distance_m=args.detector_distance_m,
-                  photon_energy_eV=args.photon_energy_ev)
-    print(f"wrote {out}")
+                  photon_energy_eV=args.photon_energy_ev, overwrite=args.force)
+    kind = detect_format(out)
+    print(f"wrote {out} ({kind})")
+    if src_kind.startswith("product-") and kind == "product-npz" and args.to is None:
+        print("note: a ptychodus product holds no diffraction patterns, so this is a product NPZ; "
+              "for a container NPZ pass --diffraction <container NPZ or ptychodus diffraction "
+              "file>")
     return EXIT_OK
 
 
@@ -282,8 +321,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     fixtures = sub.add_parser("fixtures", help="list cases or write one as a container NPZ")
     fixtures.add_argument("--write", metavar="CASE", default=None)
-    fixtures.add_argument("--output", "-o", default=None)
-    fixtures.add_argument("--seed", type=int, default=0)
+    fixtures.add_argument("--output", "-o", default=None,
+                          help="container NPZ to write (a .npz name in an existing directory); "
+                               "default: CASE.npz")
+    fixtures.add_argument("--seed", type=int, default=0, help="seed of the case (>= 0)")
+    fixtures.add_argument("--force", action="store_true",
+                          help="replace an existing output file (default: refuse)")
     fixtures.set_defaults(func=cmd_fixtures)
 
     for name, func, help_text in (("list", cmd_list, "list past runs"),):
@@ -302,15 +345,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     convert = sub.add_parser("convert", help="convert container NPZ <-> ptychodus product")
     convert.add_argument("src", help="container NPZ or ptychodus product (HDF5/NPZ)")
-    convert.add_argument("dst", help=".h5/.hdf5 -> product HDF5; .npz -> the other kind")
+    convert.add_argument("dst", help="file to write (in an existing directory; never SRC): "
+                                     ".h5/.hdf5/.hdf -> product HDF5; "
+                                     ".npz -> a product NPZ from a container, a container NPZ "
+                                     "from a product with --diffraction (without it: a product "
+                                     "NPZ)")
     convert.add_argument("--to", choices=("container-npz", "product-h5", "product-npz"), default=None,
-                         help="output kind when the suffix is ambiguous")
+                         help="output kind when the suffix is ambiguous (it must still match: "
+                              ".npz for the NPZ kinds, .h5/.hdf5/.hdf for product-h5)")
     convert.add_argument("--diffraction", default=None,
-                         help="diffraction file to pair with a product (patterns)")
-    convert.add_argument("--nphotons", type=float, default=None)
-    convert.add_argument("--pixel-size-m", type=float, default=None)
-    convert.add_argument("--detector-distance-m", type=float, default=None)
-    convert.add_argument("--photon-energy-ev", type=float, default=None)
+                         help="patterns to pair with a product, needed for a container: a "
+                              "container NPZ or a ptychodus diffraction file")
+    convert.add_argument("--nphotons", type=float, default=None,
+                         help="container photon count (> 0); default: the pattern source's")
+    convert.add_argument("--pixel-size-m", type=float, default=None,
+                         help="object pixel size in metres (> 0), if the container lacks it")
+    convert.add_argument("--detector-distance-m", type=float, default=None,
+                         help="sample-detector distance in metres (> 0), if the container lacks it")
+    convert.add_argument("--photon-energy-ev", type=float, default=None,
+                         help="photon energy in eV (> 0), if the container lacks it")
+    convert.add_argument("--force", action="store_true",
+                         help="replace an existing DST (default: refuse; DST is never SRC)")
     convert.set_defaults(func=cmd_convert)
 
     from parity.cli_extra import add_extra_commands

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from parity.config import ModelConfig, TrainConfig, config_from_dict
-from parity.container import Container, read_npz
+from parity.container import Container, check_truth_coverage, read_npz
 from parity.engine import RunPlan, run_parity
 from parity.results import LEVELS, RunResult
 
@@ -70,6 +70,7 @@ def resolve_inputs(*, case: str | None, container_path: str | None,
         model = _build_config(ModelConfig, {"N": container.N,
                                             "gridsize": container.metadata.gridsize},
                               model_overrides)
+        check_truth_coverage(container, crop_px=model.stitch_crop_px)  # with the crop in use
         train = _build_config(TrainConfig, {}, train_overrides)
         sizing = f"container file {container_path}; CPU-sized defaults unless overridden"
         return container, model, train, sizing

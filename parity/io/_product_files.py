@@ -124,7 +124,10 @@ def _build(path: Path, attrs: _Source, data: _Source, probe_geometry: dict[str, 
             **optional_floats,
         )
     except (TypeError, ValueError) as err:
-        raise ValueError(f"{path}: not a valid product: {err}") from err
+        message = str(err)
+        if message.startswith(f"{path}: "):  # a missing key, already named with the file
+            message = message[len(f"{path}: "):]
+        raise ValueError(f"{path}: not a valid product: {message}") from err
 
 
 def _read_h5(path: Path) -> Product:
@@ -141,9 +144,14 @@ def _read_h5(path: Path) -> Product:
                             "root attribute")
             data = _Source(path, lambda k: handle[k][()], root_keys, "dataset")
             for key in ("probe", "object"):
-                if key not in root_keys or not isinstance(handle[key], h5py.Dataset):
+                if key not in root_keys:
                     raise ValueError(f"{path}: missing required dataset {key!r}; found "
                                      f"{sorted(root_keys)}")
+                if not isinstance(handle[key], h5py.Dataset):
+                    kind = "a group" if isinstance(handle[key], h5py.Group) else \
+                        type(handle[key]).__name__
+                    raise ValueError(f"{path}: {key!r} is {kind}, not a dataset; a ptychodus "
+                                     f"product stores the {key} array itself under {key!r}")
             obj_attrs = handle["object"].attrs
             missing = [k for k in ("center_x_m", "center_y_m", "pixel_width_m", "pixel_height_m")
                        if k not in obj_attrs]
@@ -180,6 +188,8 @@ def _read_npz(path: Path) -> Product:
         archive = np.load(path, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
         raise ValueError(f"{path} is not a readable NPZ file: {err}") from err
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise ValueError(f"{path} holds a single NumPy array (.npy format), not an NPZ product")
     try:
         with archive:
             keys = set(archive.files)
@@ -240,13 +250,20 @@ def read_product(path: str | Path) -> Product:
     FileNotFoundError
         If ``path`` does not exist.
     ValueError
-        If the file is unreadable or truncated, or a required key is missing (the message names
-        the key and where it was expected), or a value is invalid.
+        If ``path`` is a directory, the file is unreadable or truncated, a required key is
+        missing or is an HDF5 group instead of a dataset (the message names the key and where it
+        was expected), or a value is invalid.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory, not a product file")
     if not path.is_file():
         raise FileNotFoundError(f"no such product file: {path}")
-    return _read_h5(path) if _is_hdf5(path) else _read_npz(path)
+    try:
+        hdf5 = _is_hdf5(path)
+    except OSError as err:
+        raise ValueError(f"{path}: cannot be read ({err.strerror or err})") from err
+    return _read_h5(path) if hdf5 else _read_npz(path)
 
 
 def _entries(product: Product, *, npz: bool) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -302,17 +319,20 @@ def write_product(product: Product, path: str | Path) -> Path:
     Raises
     ------
     ValueError
-        If the suffix is neither an HDF5 suffix nor ``.npz``.
+        If the suffix is neither an HDF5 suffix nor ``.npz``, ``path`` is a directory, or it
+        cannot be written (an existing file is then left as it was).
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory; give a file name for the product")
     suffix = path.suffix.lower()
     if suffix not in (*HDF5_SUFFIXES, ".npz"):
         raise ValueError(f"cannot tell the product format from {path.name!r}; use one of "
                          f"{[*HDF5_SUFFIXES, '.npz']}")
-    path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     attrs, datasets = _entries(product, npz=suffix == ".npz")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         if suffix == ".npz":
             with open(partial, "wb") as handle:
                 np.savez(handle, **{k: np.asarray(v) for k, v in {**attrs, **datasets}.items()})
@@ -332,6 +352,8 @@ def write_product(product: Product, path: str | Path) -> Path:
                 obj["pixel_width_m"] = product.object_pixel_width_m
                 obj["pixel_height_m"] = product.object_pixel_height_m
         partial.replace(path)
+    except OSError as err:
+        raise ValueError(f"{path}: cannot be written ({err.strerror or err})") from err
     finally:
         partial.unlink(missing_ok=True)
     return path

@@ -14,6 +14,7 @@ Formats (:data:`FORMATS`), recognised by content, not by name:
 
 from __future__ import annotations
 
+import os
 import zipfile
 from pathlib import Path
 
@@ -29,7 +30,8 @@ from parity.io.ptychodus import (
     write_product,
 )
 
-__all__ = ["FORMATS", "OUTPUT_FORMATS", "convert", "detect_format", "read_diffraction"]
+__all__ = ["FORMATS", "OUTPUT_FORMATS", "check_destination", "convert", "detect_format",
+           "read_diffraction"]
 
 #: Every format :func:`detect_format` recognises.
 FORMATS: tuple[str, ...] = ("container-npz", "product-h5", "product-npz", "diffraction-h5",
@@ -39,11 +41,22 @@ OUTPUT_FORMATS: tuple[str, ...] = ("container-npz", "product-h5", "product-npz")
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _ZIP_SIGNATURE = b"PK\x03\x04"
+_NPY_SIGNATURE = b"\x93NUMPY"
+
+#: Entries every ptychodus product holds; a file with two or more of them is taken for a product.
+_PRODUCT_ENTRIES = ("probe_position_indexes", "probe_position_x_m", "probe_position_y_m",
+                    "probe", "object")
 
 
 def _kind_from_keys(path: Path, keys: set[str], family: str) -> str:
     if "probe_position_x_m" in keys:
         return f"product-{family}"
+    present = [k for k in _PRODUCT_ENTRIES if k in keys]
+    if len(present) >= 2:
+        missing = [k for k in _PRODUCT_ENTRIES if k not in keys]
+        entry = "dataset(s)" if family == "h5" else "key(s)"
+        raise ValueError(f"{path}: a ptychodus product without the required {entry} {missing} "
+                         f"(it has {present})")
     if "patterns" in keys:
         return f"diffraction-{family}"
     if family == "npz" and "xcoords" in keys and ({"diff3d", "diffraction"} & keys):
@@ -61,14 +74,26 @@ def detect_format(path: str | Path) -> str:
     FileNotFoundError
         If ``path`` does not exist.
     ValueError
-        If the file is neither HDF5 nor a ZIP/NPZ archive, or its keys match no known format (the
-        message lists the keys found and the known formats).
+        If ``path`` is a directory or cannot be read, the file is neither HDF5 nor a ZIP/NPZ
+        archive (empty, a ``.npy`` array, text), a product lacks required entries (named), or
+        its keys match no known format (the message lists the keys found and the known
+        formats).
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory, not a data file")
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
-    with open(path, "rb") as handle:
-        head = handle.read(8)
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+    except OSError as err:
+        raise ValueError(f"{path}: cannot be read ({err.strerror or err})") from err
+    if not head:
+        raise ValueError(f"{path} is empty (0 bytes); recognised formats: {', '.join(FORMATS)}")
+    if head.startswith(_NPY_SIGNATURE):
+        raise ValueError(f"{path} holds a single NumPy array (.npy format), not an NPZ archive "
+                         f"or an HDF5 file; recognised formats: {', '.join(FORMATS)}")
     if head == _HDF5_SIGNATURE:
         import h5py
 
@@ -168,7 +193,8 @@ def _patterns_for_product(path: Path, *, fill: str
 def convert(src: str | Path, dst: str | Path, *, to: str | None = None,
             diffraction: str | Path | None = None, nphotons: float | None = None,
             pixel_size_m: float | None = None, detector_distance_m: float | None = None,
-            photon_energy_eV: float | None = None, bad_pixel_fill: str = "neighbours") -> Path:
+            photon_energy_eV: float | None = None, bad_pixel_fill: str = "neighbours",
+            overwrite: bool = False) -> Path:
     """Convert ``src`` into ``dst`` (written atomically).
 
     Parameters
@@ -178,7 +204,8 @@ def convert(src: str | Path, dst: str | Path, *, to: str | None = None,
     dst : str or pathlib.Path
         Output path. Without ``to``: ``.h5``/``.hdf5``/``.hdf`` -> product HDF5; ``.npz`` ->
         a product NPZ when ``src`` is a container, a container NPZ when ``src`` is a product and
-        ``diffraction`` is given, else a product NPZ.
+        ``diffraction`` is given, else a product NPZ (a product holds no patterns, so a
+        container needs ``diffraction``). The suffix must match the output kind.
     to : str, optional
         Output format, one of :data:`OUTPUT_FORMATS`, overriding the suffix rule.
     diffraction : str or pathlib.Path, optional
@@ -189,9 +216,12 @@ def convert(src: str | Path, dst: str | Path, *, to: str | None = None,
         Container photon count (product -> container); default: the pattern source's when it is
         a container NPZ, else estimated from the patterns.
     pixel_size_m, detector_distance_m, photon_energy_eV : float, optional
-        Geometry for container -> product when the container's provenance lacks it.
+        Geometry for container -> product when the container's provenance lacks it; each must
+        be finite and > 0.
     bad_pixel_fill : {"neighbours", "zero"}
         See :func:`parity.io.detector.fill_bad_pixels`.
+    overwrite : bool
+        Replace an existing ``dst`` (never ``src`` or ``diffraction`` themselves).
 
     Returns
     -------
@@ -201,15 +231,21 @@ def convert(src: str | Path, dst: str | Path, *, to: str | None = None,
     Raises
     ------
     ValueError
-        On an unknown input or output format, a product -> container conversion without
-        ``diffraction``, or missing geometry (each message says which option to pass).
+        On an unknown input or output format, an output suffix that does not match the output
+        kind, a ``dst`` that is a directory, one of the inputs, or (without ``overwrite``) an
+        existing file, a product -> container conversion without ``diffraction``, or missing or
+        non-positive geometry (each message says which option to pass). All are raised before
+        anything is written.
     """
     src, dst = Path(src), Path(dst)
     src_kind = detect_format(src)
+    check_destination(dst, inputs=[src] if diffraction is None else [src, Path(diffraction)],
+                      overwrite=overwrite)
     if src_kind.startswith("diffraction-"):
         raise ValueError(f"{src} holds diffraction patterns only; convert its product and pass "
                          f"diffraction={src}")
     out = _output_format(src_kind, dst, to, diffraction is not None)
+    _check_suffix(dst, out)
     if src_kind == "container-npz":
         container = read_npz(src)
         if out == "container-npz":
@@ -217,29 +253,66 @@ def convert(src: str | Path, dst: str | Path, *, to: str | None = None,
         product = container_to_product(container, pixel_size_m=pixel_size_m,
                                        detector_distance_m=detector_distance_m,
                                        photon_energy_eV=photon_energy_eV)
-        return write_product(product, _with_suffix(dst, out))
+        return write_product(product, dst)
     product = read_product(src)
     if out != "container-npz":
-        return write_product(product, _with_suffix(dst, out))
+        return write_product(product, dst)
     if diffraction is None:
         raise ValueError(f"{src} is a product and holds no diffraction patterns; pass "
                          "diffraction=<container NPZ or ptychodus diffraction file>")
     patterns, kind, indexes, note, source_nphotons = _patterns_for_product(
         Path(diffraction), fill=bad_pixel_fill)
-    container: Container = container_from_product(
-        product, patterns, nphotons=nphotons if nphotons is not None else source_nphotons,
-        diffraction_kind=kind,
-        diffraction_indexes=indexes, provenance={"diffraction_source": note,
-                                                 "converted_from": str(src)})
+    try:
+        container: Container = container_from_product(
+            product, patterns, nphotons=nphotons if nphotons is not None else source_nphotons,
+            diffraction_kind=kind,
+            diffraction_indexes=indexes, provenance={"diffraction_source": note,
+                                                     "converted_from": str(src)})
+    except ValueError as err:
+        raise ValueError(f"{src} with the patterns of {diffraction}: {err}") from err
     return write_npz(container, dst)
 
 
-def _with_suffix(dst: Path, out: str) -> Path:
-    # An explicit `to=` may disagree with the suffix; write_product picks HDF5/NPZ by suffix.
-    wanted = ".npz" if out.endswith("npz") else None
-    if wanted and dst.suffix.lower() != wanted:
+def check_destination(dst: str | Path, *, inputs: list[Path], overwrite: bool,
+                      force_option: str = "overwrite=True") -> Path:
+    """Refuse an output path that would lose data, before any work.
+
+    Parameters
+    ----------
+    dst : str or pathlib.Path
+        The file about to be written.
+    inputs : list of pathlib.Path
+        Files the command reads: ``dst`` may never be one of them.
+    overwrite : bool
+        Whether an existing ``dst`` may be replaced.
+    force_option : str
+        How the caller spells "overwrite" in the message (``--force`` on the command line).
+
+    Raises
+    ------
+    ValueError
+        ``dst`` is a directory, is one of ``inputs`` (same file, also through a link), or
+        exists and ``overwrite`` is false.
+    """
+    dst = Path(dst)
+    if dst.is_dir():
+        raise ValueError(f"{dst} is a directory; give a file name for the output")
+    if dst.exists():
+        for source in inputs:
+            if source.exists() and os.path.samefile(source, dst):
+                raise ValueError(f"{dst} is the input {source}: writing it would destroy the "
+                                 "data being converted; write to another file")
+        if not overwrite:
+            raise ValueError(f"{dst} already exists; choose another name, or pass "
+                             f"{force_option} to replace it")
+    return dst
+
+
+def _check_suffix(dst: Path, out: str) -> None:
+    # The writers pick HDF5/NPZ by suffix; an explicit `to=` may disagree with it.
+    suffix = dst.suffix.lower()
+    if out.endswith("npz") and suffix != ".npz":
         raise ValueError(f"to={out!r} needs a '.npz' file name; got {dst.name!r}")
-    if out == "product-h5" and dst.suffix.lower() not in HDF5_SUFFIXES:
+    if out == "product-h5" and suffix not in HDF5_SUFFIXES:
         raise ValueError(f"to={out!r} needs a file name ending in one of {HDF5_SUFFIXES}; "
                          f"got {dst.name!r}")
-    return dst

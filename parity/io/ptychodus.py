@@ -24,6 +24,7 @@ Provenance keys (the metres frame of a container)
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -86,7 +87,9 @@ def container_from_product(product: Product, diffraction: np.ndarray, *,
         container holds amplitudes).
     diffraction_indexes : numpy.ndarray, optional
         ``(n,)`` scan index of each pattern. Positions are then paired by scan index (as
-        ptychodus does) instead of by order.
+        ptychodus does) instead of by order; positions that share a scan index (repeated
+        ``position_indexes``, legitimate in the format) are averaged first, as ptychodus's
+        ``prepare_reconstruct_input`` does.
     object_as_truth : bool
         Put object layer 0 into ``object_truth`` (for a simulated product whose object is the
         truth). By default a product's object is an estimate and is not carried; its frame is.
@@ -104,9 +107,11 @@ def container_from_product(product: Product, diffraction: np.ndarray, *,
     Raises
     ------
     ValueError
-        If the counts of patterns and positions differ, a scan index has no position, the probe
-        is not ``(N, N)``, the probe and object pixel sizes differ (PtychoPINN needs the probe on
-        the object grid), or the diffraction kind is unknown.
+        If the counts of patterns and positions differ, a scan index has no position, the
+        product repeats a scan index and the patterns are paired by order (without
+        ``diffraction_indexes``), the probe is not ``(N, N)``, the probe and object pixel sizes
+        differ (PtychoPINN needs the probe on the object grid), or the diffraction kind is
+        unknown.
     """
     diffraction = np.asarray(diffraction)
     if diffraction.ndim != 3:
@@ -121,15 +126,34 @@ def container_from_product(product: Product, diffraction: np.ndarray, *,
         diffraction = np.sqrt(diffraction.astype(np.float64)).astype(np.float32)
         conversions.append("counts -> amplitudes (sqrt)")
     positions = product.positions_px()
+    scan_indexes, inverse, counts = np.unique(product.position_indexes, return_inverse=True,
+                                              return_counts=True)
+    repeated = scan_indexes[counts > 1]
     if diffraction_indexes is not None:
         wanted = np.asarray(diffraction_indexes).reshape(-1)
-        lookup = {int(k): i for i, k in enumerate(product.position_indexes)}
+        if repeated.size:  # ptychodus averages the positions that share a scan index
+            sums = np.zeros((scan_indexes.size, 2))
+            np.add.at(sums, inverse.reshape(-1), positions)
+            positions = sums / counts[:, None]
+            conversions.append(f"positions sharing a scan index averaged, as ptychodus does "
+                               f"({repeated.size} repeated indexes)")
+        lookup = {int(k): i for i, k in enumerate(scan_indexes)}
         missing = [int(k) for k in wanted if int(k) not in lookup]
         if missing:
             raise ValueError(f"{len(missing)} pattern scan indexes have no probe position in "
                              f"the product (first: {missing[:5]})")
         positions = positions[[lookup[int(k)] for k in wanted]]
         conversions.append("positions paired with patterns by scan index")
+    elif repeated.size:
+        shown = ", ".join(str(int(k)) for k in repeated[:10])
+        more = f" and {repeated.size - 10} more" if repeated.size > 10 else ""
+        raise ValueError(
+            f"the product repeats scan index(es) [{shown}]{more} in probe_position_indexes. "
+            "ptychodus averages the positions that share a scan index and pairs them with the "
+            "patterns by index, so pairing the patterns by order would be a guess: pair them by "
+            "scan index (diffraction_indexes; with `parity convert`, a ptychodus diffraction "
+            "file, which has its indexes, as --diffraction)"
+        )
     if positions.shape[0] != diffraction.shape[0]:
         raise ValueError(f"the product has {positions.shape[0]} positions but there are "
                          f"{diffraction.shape[0]} diffraction patterns")
@@ -220,6 +244,9 @@ def _resolve_frame(container: Container, pixel_size_m: float | tuple[float, floa
 def _resolve_geometry(container: Container, detector_distance_m: float | None,
                       photon_energy_eV: float | None) -> tuple[float, float]:
     stored = container.metadata.provenance.get(GEOMETRY_KEY) or {}
+    if not isinstance(stored, Mapping):
+        raise ValueError(f"container {container.metadata.name!r} has a malformed provenance "
+                         f"{GEOMETRY_KEY!r} = {stored!r}; expected an object")
     distance = stored.get("detector_distance_m") if detector_distance_m is None \
         else detector_distance_m
     energy = stored.get("photon_energy_eV") if photon_energy_eV is None else photon_energy_eV
@@ -230,7 +257,15 @@ def _resolve_geometry(container: Container, detector_distance_m: float | None,
             f"a ptychodus product requires {missing} and container {container.metadata.name!r} "
             f"does not record them (provenance {GEOMETRY_KEY!r}); pass them as keyword arguments"
         )
-    return float(distance), float(energy)
+    values = []
+    for name, value, given in (("detector_distance_m", distance, detector_distance_m),
+                               ("photon_energy_eV", energy, photon_energy_eV)):
+        where = "" if given is not None else f" (from the container's provenance {GEOMETRY_KEY!r})"
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+                or not math.isfinite(value) or value <= 0:
+            raise ValueError(f"{name}={value!r}{where}; expected a finite number > 0")
+        values.append(float(value))
+    return values[0], values[1]
 
 
 def product_from_reconstruction(reconstructed_obj: np.ndarray, origin_px: Sequence[float], *,
@@ -276,7 +311,7 @@ def product_from_reconstruction(reconstructed_obj: np.ndarray, origin_px: Sequen
     ------
     ValueError
         If the object is not 2-D complex, the origin is not two numbers, the pixel size or the
-        geometry is unknown.
+        geometry is unknown, or a pixel size, distance or energy is not finite and > 0.
     """
     obj = np.asarray(reconstructed_obj)
     if obj.ndim != 2 or obj.dtype.kind != "c":
@@ -328,7 +363,7 @@ def container_to_product(container: Container, *,
     Raises
     ------
     ValueError
-        If the pixel size or geometry is unknown.
+        If the pixel size or geometry is unknown, or not finite and > 0.
     """
     if container.object_truth is not None:
         obj, origin = container.object_truth, (0.0, 0.0)

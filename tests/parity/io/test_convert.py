@@ -3,6 +3,7 @@ NPZ and ptychodus product files, with the errors for unknown formats and missing
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import h5py
@@ -133,3 +134,86 @@ def test_conversion_errors(files: dict[str, Path], tmp_path: Path):
     np.savez(diffraction, patterns=np.ones((2, N, N)), indexes=[0, 1])
     with pytest.raises(ValueError, match="holds diffraction patterns only"):
         convert(diffraction, tmp_path / "out.h5")
+
+
+def test_detect_format_names_what_is_wrong_with_the_file(tmp_path: Path, monkeypatch):
+    (tmp_path / "folder.npz").mkdir()
+    with pytest.raises(ValueError, match=r"folder\.npz is a directory"):
+        detect_format(tmp_path / "folder.npz")
+    empty = tmp_path / "empty.h5"
+    empty.write_bytes(b"")
+    with pytest.raises(ValueError, match=r"empty\.h5 is empty \(0 bytes\)"):
+        detect_format(empty)
+    single = tmp_path / "single.npy"
+    np.save(single, np.ones(4))
+    with pytest.raises(ValueError, match=r"single\.npy holds a single NumPy array"):
+        detect_format(single)
+    locked = tmp_path / "locked.npz"
+    locked.write_bytes(b"PK\x03\x04")
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(locked))
+
+    # (parity.io.convert is also the name of the function the package exports: patch the module)
+    monkeypatch.setattr(sys.modules["parity.io.convert"], "open", denied, raising=False)
+    with pytest.raises(ValueError, match=r"locked\.npz: cannot be read \(Permission denied\)"):
+        detect_format(locked)
+
+
+def test_a_product_missing_a_dataset_is_named(files: dict[str, Path], tmp_path: Path):
+    broken = tmp_path / "broken.h5"
+    broken.write_bytes(files["product_h5"].read_bytes())
+    with h5py.File(broken, "a") as handle:
+        del handle["probe_position_x_m"]
+    with pytest.raises(ValueError, match=r"broken\.h5: a ptychodus product without the "
+                                         r"required dataset\(s\) \['probe_position_x_m'\]"):
+        detect_format(broken)
+
+
+def test_destination_checks(files: dict[str, Path], tmp_path: Path):
+    container = files["container"]
+    before = container.read_bytes()
+    for overwrite in (False, True):  # the input is never the output, not even when forced
+        with pytest.raises(ValueError, match="is the input"):
+            convert(container, container, to="container-npz", overwrite=overwrite)
+    link = tmp_path / "link.npz"
+    link.symlink_to(container)
+    with pytest.raises(ValueError, match="is the input"):
+        convert(container, link, to="container-npz", overwrite=True)
+    with pytest.raises(ValueError, match="is the input"):
+        convert(files["product_h5"], container, diffraction=container, overwrite=True)
+    assert container.read_bytes() == before
+    with pytest.raises(ValueError, match=r"already exists; .* overwrite=True"):
+        convert(container, files["product_h5"])
+    assert detect_format(convert(container, files["product_h5"], overwrite=True)) == "product-h5"
+    (tmp_path / "folder.h5").mkdir()
+    with pytest.raises(ValueError, match="is a directory"):
+        convert(container, tmp_path / "folder.h5")
+    with pytest.raises(ValueError, match=r"to='container-npz' needs a '\.npz' file name"):
+        convert(container, tmp_path / "copy.h5", to="container-npz")
+    with pytest.raises(ValueError, match=r"to='container-npz' needs a '\.npz' file name"):
+        convert(files["product_h5"], tmp_path / "back.h5", to="container-npz",
+                diffraction=container)
+    assert not list(tmp_path.glob("copy*")) and not list(tmp_path.glob("back*"))
+
+
+def test_product_to_npz_without_patterns_is_a_product(files: dict[str, Path], tmp_path: Path):
+    out = convert(files["product_h5"], tmp_path / "back.npz")
+    assert detect_format(out) == "product-npz"
+    with_patterns = convert(files["product_h5"], tmp_path / "paired.npz",
+                            diffraction=files["container"])
+    assert detect_format(with_patterns) == "container-npz"
+
+
+def test_repeated_scan_indexes_paired_by_order_are_explained(files: dict[str, Path],
+                                                              tmp_path: Path):
+    product = tmp_path / "repeated.h5"
+    product.write_bytes(files["product_h5"].read_bytes())
+    with h5py.File(product, "a") as handle:
+        indexes = handle["probe_position_indexes"][()]
+        indexes[1] = indexes[0]
+        del handle["probe_position_indexes"]
+        handle["probe_position_indexes"] = indexes
+    with pytest.raises(ValueError, match=r"repeated\.h5 with the patterns of .*container\.npz: "
+                                         r"the product repeats scan index"):
+        convert(product, tmp_path / "c.npz", diffraction=files["container"])

@@ -313,3 +313,66 @@ def test_container_product_container_round_trip(tmp_path: Path):
                                     photon_energy_eV=8000.0)
     np.testing.assert_array_equal(exported.object[0], with_truth.object_truth)
     np.testing.assert_allclose(exported.positions_px(), container.positions_px, atol=1e-6)
+
+
+def test_repeated_scan_indexes_are_averaged_when_paired_by_index():
+    # Repeated position indexes are legitimate in ptychodus, which averages the positions that
+    # share an index when it pairs them with patterns (prepare_reconstruct_input).
+    product = _minimal_product(position_indexes=[4, 4, 6])
+    patterns = RNG.uniform(size=(2, N, N)).astype(np.float32)
+    container = container_from_product(product, patterns, diffraction_indexes=[6, 4])
+    pixels = product.positions_px()
+    np.testing.assert_allclose(container.positions_px, [pixels[2], pixels[:2].mean(axis=0)],
+                               atol=1e-12)
+    assert any("averaged" in c for c in container.metadata.provenance["conversions"])
+    with pytest.raises(ValueError, match=r"repeats scan index\(es\) \[4\] in "
+                                         r"probe_position_indexes.*averages"):
+        container_from_product(product, np.ones((3, N, N), np.float32))
+
+
+@pytest.mark.parametrize(("geometry", "match"), [
+    ({"detector_distance_m": -2.0}, r"detector_distance_m=-2.0; expected a finite number > 0"),
+    ({"photon_energy_eV": 0.0}, r"photon_energy_eV=0.0; expected a finite number > 0"),
+    ({"photon_energy_eV": float("nan")}, r"photon_energy_eV=nan"),
+    ({"detector_distance_m": float("inf")}, r"detector_distance_m=inf"),
+])
+def test_non_positive_geometry_is_refused(geometry, match):
+    values = {"detector_distance_m": 1.0, "photon_energy_eV": 8000.0, **geometry}
+    with pytest.raises(ValueError, match=match):
+        container_to_product(_container(), pixel_size_m=1e-8, **values)
+
+
+def test_non_positive_stored_geometry_is_refused():
+    stored = _container(provenance={"geometry": {"detector_distance_m": 0.0,
+                                                 "photon_energy_eV": 8000.0}})
+    with pytest.raises(ValueError, match=r"detector_distance_m=0.0 \(from the container's "
+                                         r"provenance 'geometry'\)"):
+        container_to_product(stored, pixel_size_m=1e-8)
+
+
+def test_hdf5_group_and_doubled_path_messages(tmp_path: Path):
+    path = write_product(_minimal_product(), tmp_path / "p.h5")
+    with h5py.File(path, "a") as handle:
+        probe = handle["probe"][()]
+        del handle["probe"]
+        handle.create_group("probe")["data"] = probe
+    with pytest.raises(ValueError, match=r"p\.h5: 'probe' is a group, not a dataset"):
+        read_product(path)
+    path = write_product(_minimal_product(), tmp_path / "q.h5")
+    with h5py.File(path, "a") as handle:
+        del handle.attrs["photon_energy_eV"]
+    with pytest.raises(ValueError) as info:
+        read_product(path)
+    assert str(info.value).count("q.h5") == 1, str(info.value)
+    assert "not a valid product: missing required root attribute" in str(info.value)
+
+
+def test_directories_and_npy_files_are_named(tmp_path: Path):
+    (tmp_path / "dir.h5").mkdir()
+    with pytest.raises(ValueError, match=r"dir\.h5 is a directory"):
+        read_product(tmp_path / "dir.h5")
+    with pytest.raises(ValueError, match=r"dir\.h5 is a directory"):
+        write_product(_minimal_product(), tmp_path / "dir.h5")
+    np.save(tmp_path / "one.npy", np.ones(3))
+    with pytest.raises(ValueError, match=r"one\.npy holds a single NumPy array"):
+        read_product(tmp_path / "one.npy")
