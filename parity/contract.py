@@ -5,7 +5,7 @@ the methods below, passing and receiving NumPy arrays in the exchange layout of
 :mod:`parity.conventions` (groups ``(B, C, N, N)``, offsets ``(B, C, 2)`` as (x, y), complex64),
 weights in the neutral layout of :mod:`parity.architecture`, and configs from :mod:`parity.config`.
 
-Stage hooks feed the ladder (DESIGN.md):
+Stage hooks feed the ladder (README, "What a run does"; ../shared/DESIGN.md):
 
 * L0 :meth:`Adapter.effective_config`
 * L1 :meth:`Adapter.forward_physics` (keys :data:`PHYSICS_INPUT_KEYS` -> :data:`PHYSICS_OUTPUT_KEYS`)
@@ -14,8 +14,14 @@ Stage hooks feed the ladder (DESIGN.md):
 * L4 :meth:`Adapter.train_steps`
 * L5 :meth:`Adapter.train`, :meth:`Adapter.infer`, :meth:`Adapter.stitch`
 
-An adapter lists the hooks it implements in :attr:`Adapter.capabilities`; the engine reports a
-missing hook as "not supported by <adapter>" rather than calling it.
+An adapter lists the hooks it implements in :attr:`Adapter.capabilities`; the worker does not
+call a hook missing from it and reports the stage as "not supported by <adapter>" (its checks
+``skipped``), and the backend's run as incomplete (exit 3): a stage that was asked for and not
+run never lets a run pass. A listed hook that raises is an error of that backend.
+
+Outputs cross the boundary as NumPy arrays (a framework tensor is refused with the hook and key
+named); hooks must not print lines starting with ``PARITY-PROGRESS`` (the worker's progress
+protocol on stdout; other output goes to the backend's log).
 """
 
 from __future__ import annotations

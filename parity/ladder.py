@@ -20,7 +20,12 @@ from typing import Any
 import numpy as np
 
 from parity.config import ModelConfig, TrainConfig
-from parity.contract import NETWORK_OUTPUT_KEYS, PHYSICS_OUTPUT_KEYS, POOL_INPUT_PREFIX
+from parity.contract import (
+    NETWORK_OUTPUT_KEYS,
+    PHYSICS_OUTPUT_KEYS,
+    POOL_INPUT_PREFIX,
+    pool_input_keys,
+)
 from parity.jobs import l4_noise_reruns
 from parity.judge import Judge
 from parity.oracle.network import pool_windows_2x2
@@ -35,12 +40,14 @@ __all__ = ["PoolRouting", "compare_stage", "level0_checks", "level3_checks", "le
 def missing_check(level: str, stage: str, backend: str, reference: str,
                   outcome: BackendOutcome, task: str) -> Check:
     """The check for a stage ``task`` produced nothing for: ``error`` with the task's reason, or
-    ``skipped`` when the adapter says it does not support the stage."""
+    ``skipped`` when the task was not run because the adapter does not list its hook in
+    ``Adapter.capabilities`` (task status ``unsupported``; the backend's run is still
+    incomplete, so the run cannot pass)."""
     record = outcome.manifest.get("tasks", {}).get(task, {})
     reason = record.get("error") or outcome.message or f"task {task} produced no output"
-    supported = "not supported" in str(reason) or "does not implement" in str(reason)
+    unsupported = record.get("status") == "unsupported"
     # Name the backend whose task failed (it may be the reference, not the one under test).
-    return Check(level, stage, "*", backend, reference, "skipped" if supported else "error",
+    return Check(level, stage, "*", backend, reference, "skipped" if unsupported else "error",
                  message=f"{outcome.backend} {task}: {reason}"[:500])
 
 
@@ -74,8 +81,9 @@ def compare_stage(judge: Judge, level: str, backend: str, outcome: BackendOutcom
 def level0_checks(judge: Judge, oracle: Any, model: ModelConfig, train: TrainConfig, backend: str,
                   baseline: str, record: Mapping[str, Any], manifests: Mapping[str, Any],
                   outputs: Mapping[str, Any], expected: Mapping[str, Any]) -> list[Check]:
-    """L0: the backend's effective config equals the oracle's, and its output layouts (shape,
-    dtype kind) equal the oracle's, exactly."""
+    """L0: the backend's effective config equals the oracle's; its output layouts (shape, dtype
+    kind, no key outside the contract) equal the oracle's, and its output dtypes equal the
+    baseline's (``pair.dtype``), exactly."""
     checks = []
     config = record.get("config")
     if config is None:
@@ -88,18 +96,32 @@ def level0_checks(judge: Judge, oracle: Any, model: ModelConfig, train: TrainCon
                               backend=backend, reference="oracle",
                               expected={k: v for k, v in reference.items() if k != "framework"},
                               actual=shared))
-    for task, keys in (("physics", PHYSICS_OUTPUT_KEYS), ("network", NETWORK_OUTPUT_KEYS)):
+    pool_keys = pool_input_keys(model)  # optional outputs: judged when returned
+    for task, keys, optional in (("physics", PHYSICS_OUTPUT_KEYS, ()),
+                                 ("network", NETWORK_OUTPUT_KEYS, pool_keys)):
         ours = outputs.get(backend, {}).get(task, {})
         ref = expected.get(task, {})
         if not ours or not ref:
             continue
+        # Every key the backend returned is listed: one outside the contract (a typo such as
+        # "pool_inputs.", a debug array) is "unexpected", not silently ignored.
+        wanted = [k for k in (*keys, *(k for k in optional if k in ours)) if k in ref]
         layout_expected = {k: [list(np.shape(ref[k])), np.asarray(ref[k]).dtype.kind]
-                           for k in keys if k in ref}
-        layout_actual = {k: [list(np.shape(ours[k])), np.asarray(ours[k]).dtype.kind]
-                         for k in keys if k in ours}
+                           for k in wanted}
+        layout_actual = {k: [list(np.shape(v)), np.asarray(v).dtype.kind] for k, v in ours.items()
+                         if k in layout_expected or k not in (*keys, *optional)}
         checks.append(judge.exact(level="L0", stage="layout", quantity=task, backend=backend,
                                   reference="oracle", expected=layout_expected,
                                   actual=layout_actual))
+        base = outputs.get(baseline, {}).get(task, {})
+        if backend != baseline and base:
+            # The oracle computes in float64; the backends exchange float32/complex64. A port
+            # that returns another precision than its baseline has changed something: a finding.
+            checks.append(judge.exact(
+                level="L0", stage="pair.dtype", quantity=task, backend=backend,
+                reference=baseline,
+                expected={k: str(np.asarray(base[k]).dtype) for k in layout_expected if k in base},
+                actual={k: str(np.asarray(ours[k]).dtype) for k in layout_expected if k in ours}))
     return checks
 
 

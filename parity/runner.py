@@ -6,7 +6,6 @@ and the tail of its log; it never raises into the harness.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -123,8 +122,26 @@ def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
 def _last_words(tail: str) -> str:
     """``": <the log's last line>"`` (a crash's exception line, so that the one-line message says
     why), or ``""`` for an empty log."""
-    lines = [line.strip() for line in tail.splitlines() if line.strip()]
+    lines = [line.strip() for line in tail.splitlines()
+             if line.strip() and PROGRESS_PREFIX not in line]
     return f": {lines[-1][:300]}" if lines else ""
+
+
+def _progress_event(line: str) -> dict[str, Any] | None:
+    """The progress event a worker's stdout line carries, or None.
+
+    The prefix may follow text a hook printed without a newline. A line that is not a JSON
+    object after the prefix (a hook printing something that looks like the protocol) is only
+    logged: the reader thread must never die, or the pipe fills and the worker blocks.
+    """
+    at = line.find(PROGRESS_PREFIX)
+    if at < 0:
+        return None
+    try:
+        event = json.loads(line[at + len(PROGRESS_PREFIX):])
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) and isinstance(event.get("event"), str) else None
 
 
 def run_backend(job_dir: Path, *, timeout_s: float, isolation: str = "subprocess",
@@ -161,6 +178,13 @@ def run_backend(job_dir: Path, *, timeout_s: float, isolation: str = "subprocess
     if isolation == "inprocess":
         try:
             manifest = run_job(job_dir, adapter=adapter, emit=emit)
+        except SystemExit as err:  # a hook called sys.exit(): in a subprocess, an early exit
+            log_path.write_text(f"SystemExit: {err.code}\n")
+            return BackendOutcome(backend, "crashed", time.perf_counter() - started,
+                                  _close_unfinished(_read_manifest(job_dir), expected, "crashed",
+                                                    f"sys.exit({err.code!r}) during a task"),
+                                  log_path, f"{backend} called sys.exit({err.code!r}) during "
+                                            f"{_last_task(_read_manifest(job_dir))}")
         except Exception as err:  # in-process mode mirrors the subprocess contract
             log_path.write_text(f"{type(err).__name__}: {err}\n")
             return BackendOutcome(backend, "crashed", time.perf_counter() - started,
@@ -188,9 +212,14 @@ def run_backend(job_dir: Path, *, timeout_s: float, isolation: str = "subprocess
             for line in process.stdout:
                 log.write(line)
                 log.flush()
-                if line.startswith(PROGRESS_PREFIX):
-                    with contextlib.suppress(ValueError):  # a garbled line is only logged
-                        emit(json.loads(line[len(PROGRESS_PREFIX):]))
+                event = _progress_event(line)
+                if event is None:
+                    continue
+                try:
+                    emit(event)
+                except Exception as err:  # an odd event must not stop the reader (see above)
+                    log.write(f"[harness] progress event not shown: {type(err).__name__}: "
+                              f"{err}\n")
 
         reader = threading.Thread(target=pump, daemon=True)
         reader.start()

@@ -61,6 +61,62 @@ TASK_KINDS: tuple[str, ...] = (
 )
 
 
+#: Hooks each task kind calls; a task whose hooks the adapter does not list in
+#: ``Adapter.capabilities`` is not run and is recorded as ``unsupported``.
+TASK_HOOKS: Mapping[str, tuple[str, ...]] = {
+    "effective_config": ("effective_config",),
+    "forward_physics": ("forward_physics",),
+    "network_forward": ("network_forward",),
+    "loss_and_grads": ("loss_and_grads",),
+    "train_steps": ("train_steps",),
+    "train": ("train", "infer", "stitch"),
+    "predict_with_weights": ("network_forward", "stitch"),
+    "bench": ("train", "infer", "stitch"),
+}
+
+
+def _unsupported_hooks(adapter: Adapter, kind: str) -> list[str]:
+    return [hook for hook in TASK_HOOKS.get(kind, ()) if hook not in adapter.capabilities]
+
+
+def _output_arrays(hook: str, outputs: Any) -> dict[str, np.ndarray]:
+    """A hook's outputs as NumPy arrays, or TypeError naming the hook and the offending key (a
+    framework tensor, ``None``, a nested object): NumPy is the contract's exchange format."""
+    if not isinstance(outputs, Mapping):
+        raise TypeError(f"{hook} returned {type(outputs).__name__}; expected a mapping of output "
+                        "name -> NumPy array")
+    arrays = {}
+    for key, value in outputs.items():
+        kind = type(value).__module__.split(".")[0] + "." + type(value).__name__
+        if not isinstance(value, np.ndarray | np.generic | int | float | complex | bool):
+            raise TypeError(f"{hook} output {key!r} is a {kind}, not a NumPy array (convert it "
+                            "at the adapter boundary, e.g. tensor.detach().cpu().numpy())")
+        array = np.asarray(value)
+        if array.dtype.kind not in "biufc":
+            raise TypeError(f"{hook} output {key!r} has dtype {array.dtype}; expected numbers")
+        arrays[str(key)] = array
+    return arrays
+
+
+def _json_checked(value: Any, what: str) -> Any:
+    """``value`` made JSON-safe, or TypeError naming ``what`` when it cannot be written as JSON."""
+    safe = jsonable(value)
+    try:
+        json.dumps(safe)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{what} is not JSON-able: {err}") from err
+    return safe
+
+
+def _environment(adapter: Adapter) -> dict[str, Any]:
+    """``adapter.environment()`` for the manifest; a failure or a value that is not JSON-able
+    becomes ``{"error": ...}`` (it describes the run; it must not fail it)."""
+    try:
+        return _json_checked(adapter.environment(), f"{adapter.name} environment()")
+    except Exception as err:
+        return {"error": f"{type(err).__name__}: {err}"}
+
+
 def _load_npz(path: Path) -> dict[str, np.ndarray]:
     with np.load(path, allow_pickle=False) as archive:
         return {k: archive[k] for k in archive.files}
@@ -158,23 +214,31 @@ def run_job(job_dir: Path, *, adapter: Adapter | None = None,
         manifest["tasks"][name] = record
         _write_json(manifest_path, manifest)
         emit({"backend": job["backend"], "task": name, "event": "start"})
+        unsupported = _unsupported_hooks(adapter, kind)
         try:
             outputs: dict[str, Any] = {}
-            if kind == "effective_config":
+            if unsupported:
+                record["status"] = "unsupported"
+                record["error"] = (f"not supported by {adapter.name}: {', '.join(unsupported)} "
+                                   "not in its Adapter.capabilities")
+            elif kind == "effective_config":
                 # An injected "silent" config change must not show here: that is the bug class.
-                record["config"] = adapter.effective_config(reported_model, reported_train)
+                record["config"] = _json_checked(
+                    adapter.effective_config(reported_model, reported_train),
+                    "effective_config() result")
             elif kind == "forward_physics":
-                outputs = adapter.forward_physics(model, load(task["inputs"]))
+                outputs = _output_arrays("forward_physics",
+                                         adapter.forward_physics(model, load(task["inputs"])))
             elif kind == "network_forward":
-                outputs = adapter.network_forward(model, load(task["weights"]),
-                                                  load(task["batch"]))
+                outputs = _output_arrays("network_forward", adapter.network_forward(
+                    model, load(task["weights"]), load(task["batch"])))
             elif kind == "loss_and_grads":
-                outputs = adapter.loss_and_grads(model, train, load(task["weights"]),
-                                                 load(task["batch"]))
+                outputs = _output_arrays("loss_and_grads", adapter.loss_and_grads(
+                    model, train, load(task["weights"]), load(task["batch"])))
             elif kind == "train_steps":
                 batches = _unstack_batches(load(task["batches"]))
-                outputs = adapter.train_steps(model, train, load(task["weights"]),
-                                              batches)
+                outputs = _output_arrays("train_steps", adapter.train_steps(
+                    model, train, load(task["weights"]), batches))
             elif kind == "train":
                 data = PreparedData.from_arrays(load(task["data"]))
                 workdir = job_dir / task["workdir"]
@@ -218,9 +282,11 @@ def run_job(job_dir: Path, *, adapter: Adapter | None = None,
             else:
                 raise ValueError(f"unknown task kind {kind!r}; expected one of {TASK_KINDS}")
             if outputs:
+                outputs = _output_arrays(kind, outputs)
                 _save_npz(job_dir / f"{name}.npz", outputs)
             bad = _nonfinite(outputs)
-            record["status"] = "nan" if bad else "ok"
+            if not unsupported:
+                record["status"] = "nan" if bad else "ok"
             if bad:
                 record["error"] = f"non-finite values in {bad}"
         except Exception as err:  # a backend failure is data for the report, not a harness crash
@@ -234,10 +300,7 @@ def run_job(job_dir: Path, *, adapter: Adapter | None = None,
         record["seconds"] = time.perf_counter() - started
         emit({"backend": job["backend"], "task": name, "event": "end", "status": record["status"],
               "seconds": record["seconds"]})
-        try:
-            manifest["environment"] = adapter.environment()
-        except Exception as err:
-            manifest["environment"] = {"error": f"{type(err).__name__}: {err}"}
+        manifest["environment"] = _environment(adapter)
         _write_json(manifest_path, manifest)
     manifest["finished"] = True
     _write_json(manifest_path, manifest)

@@ -172,3 +172,39 @@ def test_l3_gradient_passes_within_the_baselines_own_noise_floor(noise_scale: fl
     assert kernel.verdict == verdict, kernel.message
     assert kernel.measured["noise_floor_ratio"] == pytest.approx(1 / noise_scale, rel=1e-3)
     assert checks["decoder_amp.head.kernel"].verdict == "pass"  # identical: never judged by it
+
+
+def test_layout_names_keys_outside_the_contract_and_pair_dtypes() -> None:
+    """L0: a key no contract lists (a typo, a debug array) and a precision other than the
+    baseline's are findings; optional pool inputs are judged only when returned."""
+    from parity.config import ModelConfig, TrainConfig
+    from parity.contract import NETWORK_OUTPUT_KEYS, PHYSICS_OUTPUT_KEYS, pool_input_keys
+    from parity.judge import Judge
+    from parity.ladder import level0_checks
+    from parity.oracle.adapter import OracleAdapter
+
+    model, train = ModelConfig(N=32, stitch_crop_px=16), TrainConfig()
+    oracle = OracleAdapter()
+    physics = {k: np.zeros((2, 1, 32, 32)) for k in PHYSICS_OUTPUT_KEYS}
+    network = {k: np.zeros((2, 32, 32), np.complex128) for k in NETWORK_OUTPUT_KEYS}
+    network.update({k: np.zeros((2, 4, 8, 8)) for k in pool_input_keys(model)})
+    expected = {"physics": physics, "network": network}
+    f32 = {k: v.astype(np.float32) for k, v in physics.items()}
+    good = {"physics": f32, "network": {k: network[k].astype(np.complex64)
+                                        for k in NETWORK_OUTPUT_KEYS}}  # no pool inputs: fine
+    bad = {"physics": {**f32, "debug_view": np.zeros(3, np.float32)},
+           "network": {**good["network"], "trimmed_obj": network["trimmed_obj"]}}  # complex128
+    record = {"config": oracle.effective_config(model, train)}
+    judge = Judge(load_table(), load_registry(), device="cpu")
+
+    def layout(outputs: dict) -> dict[str, str]:
+        checks = level0_checks(judge, oracle, model, train, "port", "base", record, {},
+                               {"port": outputs, "base": good}, expected)
+        return {f"{c.stage}/{c.quantity}": c.verdict + " " + (c.message or "") for c in checks}
+
+    assert all(v.startswith("pass") for v in layout(good).values())
+    found = layout(bad)
+    assert found["layout/physics"].startswith("fail") and "debug_view: unexpected" in \
+        found["layout/physics"]
+    assert found["pair.dtype/network"].startswith("fail") and "complex128" in \
+        found["pair.dtype/network"]

@@ -19,6 +19,12 @@ name (registry)           hook                 failure
 ``faulty-shape``          ``network_forward``  ``trimmed_obj`` one row short
 ``faulty-doctored``       ``forward_physics``  ``farfield_amplitude`` scaled by
                                                :data:`DOCTOR_FACTOR` (finite, plausible)
+``faulty-tensor``         ``network_forward``  ``amplitude`` is not a NumPy array (stands in
+                                               for a framework tensor)
+``faulty-none``           ``forward_physics``  returns ``None`` (a forgotten ``return``)
+``faulty-chatty``         ``forward_physics``  prints protocol look-alikes and a line with no
+                                               newline; ``environment()`` is not JSON-able
+``faulty-nocap``          ``network_forward``  not in ``capabilities`` (raises if called)
 ========================  ===================  ===========================================
 
 Hooks other than the faulty one behave exactly as the oracle, so the tests can check that what the
@@ -45,13 +51,17 @@ __all__ = [
     "HANG_S",
     "MARKER",
     "MODULE",
+    "ChattyAdapter",
     "DoctoredAdapter",
     "ExitingAdapter",
     "HangingAdapter",
     "MemoryErrorAdapter",
     "NaNAdapter",
+    "NoCapabilityAdapter",
+    "NoneAdapter",
     "RaisingAdapter",
     "SegfaultAdapter",
+    "TensorAdapter",
     "WrongShapeAdapter",
     "adapters_env",
 ]
@@ -174,6 +184,66 @@ class DoctoredAdapter(_Faulty):
                 "farfield_amplitude": np.asarray(outputs["farfield_amplitude"]) * DOCTOR_FACTOR}
 
 
+class _NotAnArray:
+    """What a framework tensor looks like to NumPy here: an object without ``__array__``."""
+
+    def __repr__(self) -> str:
+        return "tensor([...], device='cuda:0')"
+
+
+class TensorAdapter(_Faulty):
+    """``network_forward`` returns a non-array object as ``amplitude``."""
+
+    name: ClassVar[str] = "faulty-tensor"
+
+    def network_forward(self, config: ModelConfig, weights: Mapping[str, np.ndarray],
+                        batch: Mapping[str, np.ndarray]) -> dict[str, Any]:
+        """The oracle's outputs with ``amplitude`` replaced by a non-array object."""
+        return {**super().network_forward(config, weights, batch), "amplitude": _NotAnArray()}
+
+
+class NoneAdapter(_Faulty):
+    """``forward_physics`` returns ``None``."""
+
+    name: ClassVar[str] = "faulty-none"
+
+    def forward_physics(self, config: ModelConfig, inputs: Mapping[str, np.ndarray]) -> Any:
+        """Compute, then forget to return."""
+        super().forward_physics(config, inputs)
+
+
+class ChattyAdapter(_Faulty):
+    """``forward_physics`` prints what could confuse the progress reader; the result is right."""
+
+    name: ClassVar[str] = "faulty-chatty"
+
+    def forward_physics(self, config: ModelConfig,
+                        inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Protocol look-alikes (a JSON list, a null event), then text with no newline."""
+        print("PARITY-PROGRESS [1, 2, 3]")
+        print('PARITY-PROGRESS {"event": null, "seconds": null}')
+        print("x" * 100_000)  # more than a pipe buffer
+        sys.stdout.write(f"{MARKER}: no newline at the end")
+        sys.stdout.flush()
+        return super().forward_physics(config, inputs)
+
+    def environment(self) -> dict[str, Any]:
+        """Not JSON-able (an object value)."""
+        return {**super().environment(), "device_handle": object()}
+
+
+class NoCapabilityAdapter(_Faulty):
+    """Does not list ``network_forward`` in ``capabilities``; calling it anyway raises."""
+
+    name: ClassVar[str] = "faulty-nocap"
+    capabilities: ClassVar[frozenset[str]] = OracleAdapter.capabilities - {"network_forward"}
+
+    def network_forward(self, config: ModelConfig, weights: Mapping[str, np.ndarray],
+                        batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Must never be called: the adapter does not declare it."""
+        raise AssertionError(f"{MARKER}: undeclared network_forward was called")
+
+
 #: Module name under which workers import this file (``tests/parity/support`` on ``PYTHONPATH``).
 MODULE: str = "faulty_adapters"
 
@@ -181,7 +251,8 @@ MODULE: str = "faulty_adapters"
 FAULTY_ADAPTERS: dict[str, str] = {
     cls.name: f"{MODULE}:{cls.__name__}"
     for cls in (RaisingAdapter, SegfaultAdapter, HangingAdapter, ExitingAdapter,
-                MemoryErrorAdapter, NaNAdapter, WrongShapeAdapter, DoctoredAdapter)
+                MemoryErrorAdapter, NaNAdapter, WrongShapeAdapter, DoctoredAdapter,
+                TensorAdapter, NoneAdapter, ChattyAdapter, NoCapabilityAdapter)
 }
 
 
