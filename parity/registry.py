@@ -16,6 +16,7 @@ subprocess, which inherits the environment.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 from collections.abc import Sequence
@@ -23,8 +24,8 @@ from importlib.metadata import EntryPoint, entry_points
 
 from parity.contract import Adapter
 
-__all__ = ["ADAPTERS_ENV", "ENTRY_POINT_GROUP", "available_adapters", "check_backend_names",
-           "load_adapter"]
+__all__ = ["ADAPTERS_ENV", "ENTRY_POINT_GROUP", "adapter_module_problem", "adapter_table",
+           "available_adapters", "check_backend_names", "load_adapter"]
 
 #: Entry-point group third parties register their adapters under.
 ENTRY_POINT_GROUP = "ptycho_parity.adapters"
@@ -114,7 +115,42 @@ def check_backend_names(backends: Sequence[str], *, what: str = "backends") -> t
     if unknown:
         raise ValueError(f"{what}: unknown backend(s) {unknown}; installed adapters: "
                          f"{', '.join(available_adapters())}")
+    eps = _entry_points()
+    for name in names:
+        problem = adapter_module_problem(eps[name])
+        if problem:
+            raise ValueError(f"{what}: adapter {name!r} -> {eps[name].value}: {problem}")
     return names
+
+
+def adapter_module_problem(entry: EntryPoint) -> str | None:
+    """Why ``entry``'s module cannot be imported by a worker, or None.
+
+    Only the top-level package is looked up (``importlib.util.find_spec``, which imports
+    nothing), so the harness never imports an adapter's framework; a worker inherits this
+    process's environment (``PYTHONPATH`` included), so what is not found here is not found
+    there either.
+    """
+    top = entry.value.split(":", 1)[0].split(".", 1)[0]
+    try:
+        found = importlib.util.find_spec(top) is not None
+    except (ImportError, ValueError) as err:
+        return f"module {top!r} cannot be looked up ({err})"
+    if found:
+        return None
+    return (f"no module named {top!r} on this Python's path (set PYTHONPATH to the directory "
+            "that holds it, or install its package)")
+
+
+def adapter_table() -> list[tuple[str, str, str]]:
+    """``(name, module:Class, where it comes from)`` of every adapter, sorted by name."""
+    installed = {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    rows = []
+    for name, ep in sorted(_entry_points().items()):
+        source = f"entry point ({ENTRY_POINT_GROUP})" if name in installed else ADAPTERS_ENV
+        problem = adapter_module_problem(ep)
+        rows.append((name, ep.value, source + (f"; NOT IMPORTABLE: {problem}" if problem else "")))
+    return rows
 
 
 def load_adapter(name: str, *, device: str | None = None) -> Adapter:
@@ -152,4 +188,8 @@ def load_adapter(name: str, *, device: str | None = None) -> Adapter:
                          f"{type(err).__name__}: {err}") from err
     if not (isinstance(cls, type) and issubclass(cls, Adapter)):
         raise ValueError(f"entry point {name!r} -> {eps[name].value} is not an Adapter subclass")
+    if cls.name and cls.name != name:
+        raise ValueError(f"adapter registered as {name!r} -> {eps[name].value} says its name is "
+                         f"{cls.name!r}; Adapter.name and the registered name must agree (reports "
+                         "use both)")
     return cls(device=device)

@@ -33,6 +33,36 @@ def test_entry_point_that_is_not_an_adapter(monkeypatch):
         load_adapter("fake")
 
 
+def test_registered_name_and_adapter_name_must_agree(monkeypatch):
+    alias = EntryPoint(name="alias", value="parity.oracle.adapter:OracleAdapter",
+                       group=ENTRY_POINT_GROUP)
+    monkeypatch.setattr(registry, "_entry_points", lambda: {"alias": alias})
+    with pytest.raises(ValueError, match=r"registered as 'alias' .* says its name is 'oracle'"):
+        load_adapter("alias")
+
+
+def test_backend_names_are_checked_before_any_work(monkeypatch):
+    assert registry.check_backend_names(["oracle", "torch"]) == ("oracle", "torch")
+    with pytest.raises(ValueError, match="named more than once"):
+        registry.check_backend_names(["torch", "torch"])
+    with pytest.raises(ValueError, match="no backend named"):
+        registry.check_backend_names([])
+    lost = EntryPoint(name="lost", value="not_on_any_path_xyz.adapter:Lost", group=ENTRY_POINT_GROUP)
+    monkeypatch.setattr(registry, "_entry_points", lambda: {"lost": lost})
+    monkeypatch.setattr(registry, "available_adapters", lambda: ["lost"])
+    with pytest.raises(ValueError, match=r"no module named 'not_on_any_path_xyz'.*PYTHONPATH"):
+        registry.check_backend_names(["lost"])
+
+
+def test_adapter_table_lists_every_adapter_and_flags_a_missing_module(monkeypatch):
+    rows = {name: (target, source) for name, target, source in registry.adapter_table()}
+    assert rows["torch"][0] == "backends.torch.adapter:TorchAdapter"
+    assert "NOT IMPORTABLE" not in rows["torch"][1]
+    monkeypatch.setenv(registry.ADAPTERS_ENV, "lost=not_on_any_path_xyz:Lost")
+    rows = {name: source for name, _, source in registry.adapter_table()}
+    assert rows["lost"].startswith(registry.ADAPTERS_ENV) and "NOT IMPORTABLE" in rows["lost"]
+
+
 def test_oracle_adapter_proves_the_physics_contract():
     adapter = load_adapter("oracle", device="cpu")
     assert isinstance(adapter, OracleAdapter) and adapter.device_request == "cpu"
