@@ -193,7 +193,7 @@ def cmd_fixtures(args: argparse.Namespace) -> int:
     """
     from fixtures.cases import build_case, get_case
     from parity.cli_options import output_file
-    from parity.container import write_npz
+    from parity.io.container_npz import write_npz
 
     if args.write is None:
         return cmd_cases(args)
@@ -211,6 +211,15 @@ def cmd_fixtures(args: argparse.Namespace) -> int:
     path = write_npz(container, target)
     print(f"wrote {path} ({container.n_patterns} patterns, N={container.N}, "
           f"hash {container.content_hash()[:12]})")
+    return EXIT_OK
+
+
+def cmd_adapters(args: argparse.Namespace) -> int:
+    """``parity adapters``: every registered backend adapter and where it comes from."""
+    from parity.registry import adapter_table
+
+    for name, target, source in adapter_table():
+        print(f"{name:14s} {target:45s} {source}")
     return EXIT_OK
 
 
@@ -315,6 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default=str(DEFAULT_REPORTS), help="reports root")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
     run.set_defaults(func=cmd_run)
+
+    adapters = sub.add_parser("adapters", help="list the registered backend adapters")
+    adapters.set_defaults(func=cmd_adapters)
 
     cases = sub.add_parser("cases", help="list built-in cases")
     cases.set_defaults(func=cmd_cases)

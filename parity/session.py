@@ -17,9 +17,11 @@ from typing import Any
 import numpy as np
 
 from parity.config import ModelConfig, TrainConfig, config_from_dict
-from parity.container import Container, check_truth_coverage, read_npz
+from parity.container import Container
 from parity.engine import RunPlan, run_parity
+from parity.io.container_npz import read_npz
 from parity.results import LEVELS, RunResult
+from parity.truth_coverage import check_truth_coverage
 
 __all__ = ["DEFAULT_CASE", "host_provenance", "resolve_inputs", "run_and_report"]
 

@@ -4,7 +4,7 @@ Formats (:data:`FORMATS`), recognised by content, not by name:
 
 ``container-npz``
     PtychoPINN-style NPZ (``diff3d``/``diffraction``, ``xcoords``, ``ycoords``, ``probeGuess``),
-    read and written by :mod:`parity.container`.
+    read and written by :mod:`parity.io.container_npz`.
 ``product-h5``, ``product-npz``
     ptychodus product files (:mod:`parity.io.ptychodus`). They hold no diffraction patterns.
 ``diffraction-h5``, ``diffraction-npz``
@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from parity.container import Container, read_npz, write_npz
+from parity.container import Container
+from parity.io.container_npz import read_npz, write_npz
 from parity.io.detector import fill_bad_pixels
 from parity.io.ptychodus import (
     HDF5_SUFFIXES,

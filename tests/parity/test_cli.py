@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from parity.cli import EXIT_USAGE, main
-from parity.container import read_npz
+from parity.io.container_npz import read_npz
 
 
 def test_help_loads_no_framework():

@@ -1,22 +1,18 @@
-"""Tests of parity/container.py: validation (each bad input named), immutability, NPZ I/O."""
+"""Tests of parity/container.py: validation (each bad input named), immutability, hashing,
+subsets."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
 import pytest
 
 from parity.container import (
-    DEFAULT_NPHOTONS,
     Container,
     ContainerError,
     ContainerMetadata,
     ContainerTypeError,
-    check_truth_coverage,
-    read_npz,
-    write_npz,
 )
 
 N = 8
@@ -132,23 +128,6 @@ def test_arrays_are_read_only_copies():
         container.metadata.provenance["kind"] = "changed"  # type: ignore[index]
 
 
-def test_npz_round_trip_is_identical(tmp_path):
-    container = Container(**_valid())
-    path = write_npz(container, tmp_path / "case.npz")
-    assert not list(tmp_path.glob("*.partial"))  # the atomic write left no partial file
-    again = read_npz(path)
-    for name in ("diffraction", "positions_px", "probe", "object_truth"):
-        expected, actual = getattr(container, name), getattr(again, name)
-        assert actual.dtype == expected.dtype, name
-        np.testing.assert_array_equal(actual, expected, err_msg=name)  # bit-exact storage
-    for field in ("name", "nphotons", "gridsize", "K", "seed"):
-        assert getattr(again.metadata, field) == getattr(container.metadata, field), field
-    # stored provenance survives; the reader adds where it read from
-    assert again.metadata.provenance["kind"] == "test"
-    assert again.metadata.provenance["source_file"] == str(path)
-    assert again.content_hash() == container.content_hash()
-
-
 def test_content_hash_tracks_content():
     container = Container(**_valid())
     changed = Container(**_with(diffraction=_set(_D, (0, 0, 0), 1.5)))
@@ -156,96 +135,6 @@ def test_content_hash_tracks_content():
     reseeded = Container(**_with(metadata=ContainerMetadata(name="tiny", nphotons=1e6,
                                                             gridsize=2, K=4, seed=4)))
     assert reseeded.content_hash() != container.content_hash()
-
-
-def _save(path, **arrays):
-    np.savez(path, **arrays)
-    return path
-
-
-def _ptychopinn_arrays(diff_key="diffraction", layout="nNN"):
-    kwargs = _valid()
-    d = kwargs["diffraction"]
-    if layout == "nNN1":
-        d = d[..., None]
-    elif layout == "NNn":
-        d = np.moveaxis(d, 0, -1)
-    return {
-        diff_key: d,
-        "xcoords": kwargs["positions_px"][:, 0],
-        "ycoords": kwargs["positions_px"][:, 1],
-        "probeGuess": kwargs["probe"],
-        "objectGuess": kwargs["object_truth"],
-    }
-
-
-@pytest.mark.parametrize(("key", "layout"), [("diffraction", "nNN"), ("diff3d", "nNN"),
-                                             ("diff3d", "nNN1"), ("diffraction", "NNn")])
-def test_reads_ptychopinn_keys_and_layouts(tmp_path, key, layout):
-    path = _save(tmp_path / "raw.npz", **_ptychopinn_arrays(key, layout))
-    container = read_npz(path, nphotons=1e5)
-    np.testing.assert_array_equal(container.diffraction, _valid()["diffraction"])
-    np.testing.assert_array_equal(container.positions_px, _valid()["positions_px"])
-    assert container.metadata.provenance["diffraction_key"] == key
-    assert container.metadata.nphotons == 1e5
-    assert container.metadata.name == "raw"
-    assert ("legacy_layout" in container.metadata.provenance) == (layout == "NNn")
-
-
-def test_missing_nphotons_falls_back_and_says_so(tmp_path):
-    path = _save(tmp_path / "raw.npz", **_ptychopinn_arrays())
-    container = read_npz(path)
-    assert container.metadata.nphotons == DEFAULT_NPHOTONS
-    assert "assumed" in container.metadata.provenance["nphotons_note"]
-
-
-def test_missing_key_is_named(tmp_path):
-    arrays = _ptychopinn_arrays()
-    del arrays["probeGuess"]
-    path = _save(tmp_path / "raw.npz", **arrays)
-    with pytest.raises(ValueError, match=r"raw.npz lacks key\(s\) \['probeGuess'\]"):
-        read_npz(path)
-    arrays = _ptychopinn_arrays()
-    del arrays["diffraction"]
-    path = _save(tmp_path / "nodiff.npz", **arrays)
-    with pytest.raises(ValueError, match=r"diff3d\|diffraction"):
-        read_npz(path)
-
-
-def test_truncated_and_garbage_files_name_the_file(tmp_path):
-    container = Container(**_valid())
-    good = write_npz(container, tmp_path / "good.npz")
-    truncated = tmp_path / "truncated.npz"
-    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
-    with pytest.raises(ValueError, match=r"truncated\.npz"):
-        read_npz(truncated)
-    garbage = tmp_path / "garbage.npz"
-    garbage.write_bytes(b"this is not an npz file at all" * 10)
-    with pytest.raises(ValueError, match=r"garbage\.npz"):
-        read_npz(garbage)
-    with pytest.raises(FileNotFoundError, match=r"absent\.npz"):
-        read_npz(tmp_path / "absent.npz")
-
-
-def test_pickled_metadata_is_not_loaded(tmp_path):
-    arrays = _ptychopinn_arrays()
-    arrays["_metadata"] = np.array([{"nphotons": 5.0, "name": "evil"}], dtype=object)
-    path = tmp_path / "pickled.npz"
-    np.savez(path, **arrays)  # allow_pickle is the default on save
-    container = read_npz(path)
-    assert container.metadata.nphotons == DEFAULT_NPHOTONS  # not the pickled 5.0
-    assert container.metadata.name == "pickled"
-    assert "pickled _metadata not loaded" in container.metadata.provenance["metadata_note"]
-
-
-def test_json_metadata_overrides(tmp_path):
-    container = Container(**_valid())
-    path = write_npz(container, tmp_path / "case.npz")
-    with np.load(path) as archive:
-        stored = json.loads(str(archive["_metadata"]))
-    assert stored["nphotons"] == 1e6
-    again = read_npz(path, name="renamed", gridsize=1, K=6)
-    assert (again.metadata.name, again.metadata.gridsize, again.metadata.K) == ("renamed", 1, 6)
 
 
 def test_subset_records_provenance():
@@ -294,184 +183,9 @@ def test_numpy_scalars_are_accepted_as_metadata():
     assert meta.to_dict()["nphotons"] == 1e4
 
 
-def _write_with(path, **changes):
-    arrays = _ptychopinn_arrays()
-    for key, value in changes.items():
-        if value is None:
-            arrays.pop(key, None)
-        else:
-            arrays[key] = value
-    np.savez(path, **arrays)
-    return path
-
-
-def _meta(**fields) -> np.ndarray:
-    return np.array(json.dumps({"name": "case", "nphotons": 1e6, **fields}))
-
-
-@pytest.mark.parametrize(
-    ("metadata", "match"),
-    [
-        (np.array("[1, 2, 3]"), r"_metadata is a JSON array; expected a JSON object"),
-        (np.array('"hello"'), r"_metadata is a JSON string; expected a JSON object"),
-        (np.array("nphotons=5"), r"_metadata is not valid JSON .*'nphotons=5'"),
-        (np.array(['{"nphotons": 5}'] * 2), r"_metadata has shape \(2,\).*one JSON string"),
-        (np.array(b"\xff\xfe"), r"_metadata is bytes that are not UTF-8"),
-        (_meta(nphoton=5, grid_size=2), r"unknown key\(s\) \['grid_size', 'nphoton'\]; known "
-                                        r"keys: \['name', 'nphotons', 'gridsize'"),
-        (_meta(provenance=[1, 2]), r"_metadata provenance is a JSON array"),
-        (_meta(provenance="x"), r"_metadata provenance is a JSON string"),
-        (_meta(gridsize="2"), r"metadata: gridsize='2' is str; expected an integer"),
-        (_meta(gridsize=2.0), r"metadata: gridsize=2.0 is float"),
-        (_meta(name=5), r"metadata: name=5 is int"),
-        (_meta(nphotons=True), r"metadata: nphotons=True is bool"),
-        (_meta(K=-3), r"metadata: K=-3; expected an integer >= 1"),
-        (_meta(seed=-1), r"metadata: seed=-1; expected an integer >= 0"),
-    ],
-)
-def test_bad_metadata_in_a_file_names_the_file_and_the_key(tmp_path, metadata, match):
-    path = _write_with(tmp_path / "meta.npz", _metadata=metadata)
-    with pytest.raises(ContainerError, match=match) as info:
-        read_npz(path)
-    assert "meta.npz" in str(info.value)
-
-
-def test_bytes_json_metadata_is_parsed(tmp_path):
-    raw = json.dumps({"nphotons": 123.0, "gridsize": 2, "K": 5}).encode()
-    container = read_npz(_write_with(tmp_path / "b.npz", _metadata=np.array(raw)))
-    assert (container.metadata.nphotons, container.metadata.gridsize) == (123.0, 2)
-    assert "metadata_note" not in container.metadata.provenance
-
-
-def test_a_plain_npy_file_is_named_as_a_single_array(tmp_path):
-    path = tmp_path / "patterns.npy"
-    np.save(path, _D)
-    with pytest.raises(ContainerError, match=r"patterns\.npy holds a single NumPy array"):
-        read_npz(path)
-
-
-@pytest.mark.parametrize(
-    ("content", "match"),
-    [
-        (b"hello world\n", r"is not an NPZ \(zip\) file: it starts with b'hello wo'"),
-        (b"", r"is empty \(0 bytes\)"),
-        (b"\x89HDF\r\n\x1a\n" + b"\0" * 8, r"is an HDF5 file, not an NPZ container"),
-    ],
-)
-def test_files_that_are_not_npz_say_what_they_are(tmp_path, content, match):
-    path = tmp_path / "data.npz"
-    path.write_bytes(content)
-    with pytest.raises(ContainerError, match=match):
-        read_npz(path)
-
-
-def test_a_directory_is_named_as_a_directory(tmp_path):
-    (tmp_path / "dir.npz").mkdir()
-    with pytest.raises(ContainerError, match=r"dir\.npz is a directory"):
-        read_npz(tmp_path / "dir.npz")
-
-
-@pytest.mark.parametrize("key", ["diffraction", "xcoords"])
-def test_object_dtype_arrays_are_refused_as_pickles(tmp_path, key):
-    value = _ptychopinn_arrays()[key].astype(object)
-    path = _write_with(tmp_path / "obj.npz", **{key: value})
-    with pytest.raises(ContainerError, match=rf"array '{key}' has object dtype \(pickled"):
-        read_npz(path)
-
-
-@pytest.mark.parametrize(
-    ("value", "match"),
-    [
-        (_P[:, 0] + 5j, r"xcoords has complex dtype complex128; expected real"),
-        (_P[:, 0].astype(str), r"xcoords has dtype <U.*; expected real numbers"),
-        (_P[:, 0] > 12, r"xcoords has dtype bool"),
-    ],
-)
-def test_coordinates_must_be_real_numbers(tmp_path, value, match):
-    path = _write_with(tmp_path / "coords.npz", xcoords=value)
-    with pytest.raises(ContainerTypeError, match=match):
-        read_npz(path)
-
-
-def test_diff3d_and_diffraction_together(tmp_path):
-    same = _write_with(tmp_path / "same.npz", diff3d=np.moveaxis(_D, 0, -1))  # legacy layout
-    container = read_npz(same)
-    np.testing.assert_array_equal(container.diffraction, _D)
-    assert "identical" in container.metadata.provenance["diffraction_note"]
-    other = _write_with(tmp_path / "other.npz", diff3d=_D[::-1].copy())
-    with pytest.raises(ContainerError, match=r"both 'diff3d' and 'diffraction' .* differ"):
-        read_npz(other)
-
-
-def _cube_case(tmp_path, name, *, legacy):
-    """``size`` patterns of ``size x size`` pixels peaking at the centre, saved (k, k, k)."""
-    size = N
-    rng = np.random.default_rng(4)
-    yy, xx = np.mgrid[:size, :size] - size // 2
-    patterns = (np.exp(-(xx**2 + yy**2) / 4.0)[None] * rng.uniform(0.5, 2, (size, 1, 1))
-                + rng.uniform(0, 0.01, (size, size, size))).astype(np.float32)
-    positions = np.stack([np.arange(size) * 1.5 + 6.0, np.full(size, 12.0)], axis=1)
-    stored = np.moveaxis(patterns, 0, -1).copy() if legacy else patterns
-    path = tmp_path / name
-    np.savez(path, diffraction=stored, xcoords=positions[:, 0], ycoords=positions[:, 1],
-             probeGuess=_valid()["probe"])
-    return path, patterns
-
-
-@pytest.mark.parametrize("legacy", [False, True])
-def test_cube_layout_is_told_from_the_data(tmp_path, legacy):
-    path, patterns = _cube_case(tmp_path, "cube.npz", legacy=legacy)
-    container = read_npz(path)
-    np.testing.assert_array_equal(container.diffraction, patterns)
-    provenance = container.metadata.provenance
-    assert ("legacy_layout" in provenance) == legacy
-    note = provenance["legacy_layout" if legacy else "layout_note"]
-    assert "told from the data" in note if legacy else "peaks at the centre" in note
-
-
-def test_ambiguous_cube_layout_asks_for_the_n_first_order(tmp_path):
-    path = tmp_path / "flat.npz"
-    arrays = _ptychopinn_arrays()
-    n8 = np.stack([arrays["xcoords"]] * 2).ravel()[:N]
-    flat = np.ones((N, N, N), np.float32)  # no peak anywhere: the order cannot be told
-    np.savez(path, diffraction=flat, xcoords=n8 + np.arange(N) * 0.01, ycoords=np.full(N, 14.0),
-             probeGuess=arrays["probeGuess"])
-    with pytest.raises(ContainerError, match=r"flat\.npz: diffraction has shape \(8, 8, 8\).*"
-                                             r"save diffraction in \(n, N, N\) order"):
-        read_npz(path)
-
-
 def test_duplicate_positions_message_is_capped():
     positions = np.tile([[12.0, 14.0]], (n, 1))
     many = np.concatenate([positions] * 5)
     with pytest.raises(ContainerError, match=r"at 25 indices \[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, "
                                              r"\.\.\.\]$"):
         Container(**_with(diffraction=np.concatenate([_D] * 5), positions_px=many))
-
-
-def test_patches_that_leave_no_region_of_the_truth_are_refused(tmp_path):
-    # Every centre within 2 px of the left edge: with N=8 the scored box (centres at least
-    # N/2 = 4 px inside the edge) is empty along x.
-    x = 1.0 + 0.2 * np.arange(n)
-    path = _write_with(tmp_path / "edge.npz", xcoords=x)
-    with pytest.raises(ContainerError, match=r"edge\.npz: objectGuess: .*along x the patch "
-                                             r"centres span 1\.\.1\.8 px, but only centres in "
-                                             r"\[4, 27\]"):
-        read_npz(path)
-    no_truth = _write_with(tmp_path / "edge_no_truth.npz", xcoords=x, objectGuess=None)
-    assert read_npz(no_truth).object_truth is None  # nothing to evaluate: nothing to refuse
-
-
-def test_edge_patches_partly_outside_the_object_are_accepted(tmp_path):
-    # A scan from edge to edge: the edge patches stick out, the middle ones are scored.
-    x = np.array([0.0, 8.0, 16.0, 24.0, 31.0])
-    container = read_npz(_write_with(tmp_path / "wide.npz", xcoords=x))
-    check_truth_coverage(container, crop_px=8)
-    with pytest.raises(ContainerError, match=r"too small for the 40-px stitching crop"):
-        check_truth_coverage(container, crop_px=40)
-
-
-def test_write_npz_refuses_a_directory(tmp_path):
-    (tmp_path / "out.npz").mkdir()
-    with pytest.raises(ValueError, match="is a directory"):
-        write_npz(Container(**_valid()), tmp_path / "out.npz")

@@ -30,7 +30,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from parity.cli import EXIT_INTERNAL, EXIT_USAGE, main
-from parity.container import Container, ContainerMetadata, read_npz, write_npz
+from parity.container import Container, ContainerMetadata
+from parity.io.container_npz import read_npz, write_npz
 from parity.registry import ADAPTERS_ENV
 from parity.report.bundle import COMPLETE_MARKER, STAGING_PREFIX
 from parity.report.runs import list_runs

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from parity.cli import EXIT_USAGE, main
-from parity.container import Container, ContainerMetadata, write_npz
+from parity.container import Container, ContainerMetadata
+from parity.io.container_npz import write_npz
 
 N = 16
 

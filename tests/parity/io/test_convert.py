@@ -10,7 +10,8 @@ import h5py
 import numpy as np
 import pytest
 
-from parity.container import Container, ContainerMetadata, read_npz, write_npz
+from parity.container import Container, ContainerMetadata
+from parity.io.container_npz import read_npz, write_npz
 from parity.io.convert import FORMATS, convert, detect_format, read_diffraction
 from parity.io.ptychodus import read_product
 
