@@ -359,7 +359,11 @@ def _render_device(figures: Mapping[str, Any]) -> str:
     heading = f"# Benchmark: case {figures['case']}, device {device}"
     kernels = ("deterministic kernels" if figures.get("deterministic", BENCH_DETERMINISTIC) else
                "non-deterministic kernels (a parity run uses deterministic ones)")
-    lines = [heading, "", "; ".join(filter(None, [figures.get("sizing", ""), kernels])), ""]
+    sizing = figures.get("sizing", "")
+    lines = [heading, "", "; ".join(filter(None, [f"case: {sizing}" if sizing else "", kernels])),
+             "", "Sweep rows time seeded synthetic groups with the case's model at the listed N "
+             "and batch size (the stitching table below uses the case's own geometry); epoch "
+             "times of every row are in bench.json.", ""]
     lines += ["| backend | groups | N | batch | train groups/s | infer groups/s | stitch Mpx/s | "
               "loop Mpx/s | stitch speed-up | peak RSS MB | GPU peak MB |",
               "|---|---|---|---|---|---|---|---|---|---|---|"]
