@@ -20,8 +20,8 @@ call a hook missing from it and reports the stage as "not supported by <adapter>
 run never lets a run pass. A listed hook that raises is an error of that backend.
 
 Outputs cross the boundary as NumPy arrays (a framework tensor is refused with the hook and key
-named); hooks must not print lines starting with ``PARITY-PROGRESS`` (the worker's progress
-protocol on stdout; other output goes to the backend's log).
+named); hooks must not print lines containing ``PARITY-PROGRESS`` (the worker's progress
+protocol on stdout, recognised anywhere in a line; other output goes to the backend's log).
 """
 
 from __future__ import annotations

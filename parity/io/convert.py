@@ -160,7 +160,8 @@ def read_diffraction(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarr
 def _output_format(src_kind: str, dst: Path, to: str | None, has_diffraction: bool) -> str:
     if to is not None:
         if to not in OUTPUT_FORMATS:
-            raise ValueError(f"to={to!r}; expected one of {OUTPUT_FORMATS}")
+            raise ValueError(f"unknown output kind {to!r} (--to / to=); expected one of "
+                             f"{OUTPUT_FORMATS}")
         return to
     suffix = dst.suffix.lower()
     if suffix in HDF5_SUFFIXES:
@@ -170,7 +171,8 @@ def _output_format(src_kind: str, dst: Path, to: str | None, has_diffraction: bo
             return "product-npz"
         return "container-npz" if has_diffraction else "product-npz"
     raise ValueError(f"cannot tell the output format from {dst.name!r}; use a suffix in "
-                     f"{[*HDF5_SUFFIXES, '.npz']} or pass to= one of {OUTPUT_FORMATS}")
+                     f"{[*HDF5_SUFFIXES, '.npz']} or give the output kind, one of "
+                     f"{OUTPUT_FORMATS}: --to (CLI) / to= (Python)")
 
 
 def _patterns_for_product(path: Path, *, fill: str
@@ -243,8 +245,9 @@ def convert(src: str | Path, dst: str | Path, *, to: str | None = None,
     check_destination(dst, inputs=[src] if diffraction is None else [src, Path(diffraction)],
                       overwrite=overwrite)
     if src_kind.startswith("diffraction-"):
-        raise ValueError(f"{src} holds diffraction patterns only; convert its product and pass "
-                         f"diffraction={src}")
+        raise ValueError(f"{src} holds diffraction patterns only; convert its product instead and "
+                         f"give this file as the patterns: --diffraction {src} (CLI) / "
+                         f"diffraction={str(src)!r} (Python)")
     out = _output_format(src_kind, dst, to, diffraction is not None)
     _check_suffix(dst, out)
     if src_kind == "container-npz":
@@ -259,8 +262,9 @@ def convert(src: str | Path, dst: str | Path, *, to: str | None = None,
     if out != "container-npz":
         return write_product(product, dst)
     if diffraction is None:
-        raise ValueError(f"{src} is a product and holds no diffraction patterns; pass "
-                         "diffraction=<container NPZ or ptychodus diffraction file>")
+        raise ValueError(f"{src} is a product and holds no diffraction patterns; give a container "
+                         "NPZ or ptychodus diffraction file with the patterns: --diffraction "
+                         "(CLI) / diffraction= (Python)")
     patterns, kind, indexes, note, source_nphotons = _patterns_for_product(
         Path(diffraction), fill=bad_pixel_fill)
     try:
@@ -313,7 +317,8 @@ def _check_suffix(dst: Path, out: str) -> None:
     # The writers pick HDF5/NPZ by suffix; an explicit `to=` may disagree with it.
     suffix = dst.suffix.lower()
     if out.endswith("npz") and suffix != ".npz":
-        raise ValueError(f"to={out!r} needs a '.npz' file name; got {dst.name!r}")
+        raise ValueError(f"output kind {out!r} (--to / to=) needs a '.npz' file name; got "
+                         f"{dst.name!r}")
     if out == "product-h5" and suffix not in HDF5_SUFFIXES:
-        raise ValueError(f"to={out!r} needs a file name ending in one of {HDF5_SUFFIXES}; "
-                         f"got {dst.name!r}")
+        raise ValueError(f"output kind {out!r} (--to / to=) needs a file name ending in one of "
+                         f"{HDF5_SUFFIXES}; got {dst.name!r}")

@@ -228,7 +228,8 @@ def _resolve_frame(container: Container, pixel_size_m: float | tuple[float, floa
         if not stored:
             raise ValueError(
                 f"container {container.metadata.name!r} has no physical scale (no provenance "
-                f"{FRAME_KEY!r}); pass pixel_size_m=<object pixel size in metres>"
+                f"{FRAME_KEY!r}); give the object pixel size in metres: --pixel-size-m (CLI) / "
+                "pixel_size_m= (Python)"
             )
         return stored
     width, height = ((pixel_size_m, pixel_size_m) if np.ndim(pixel_size_m) == 0
@@ -253,9 +254,13 @@ def _resolve_geometry(container: Container, detector_distance_m: float | None,
     missing = [k for k, v in (("detector_distance_m", distance), ("photon_energy_eV", energy))
                if v is None]
     if missing:
+        options = {"detector_distance_m": "--detector-distance-m",
+                   "photon_energy_eV": "--photon-energy-ev"}
         raise ValueError(
             f"a ptychodus product requires {missing} and container {container.metadata.name!r} "
-            f"does not record them (provenance {GEOMETRY_KEY!r}); pass them as keyword arguments"
+            f"does not record them (provenance {GEOMETRY_KEY!r}); give "
+            f"{' and '.join(options[k] for k in missing)} (CLI) / "
+            f"{', '.join(f'{k}=' for k in missing)} (Python)"
         )
     values = []
     for name, value, given in (("detector_distance_m", distance, detector_distance_m),

@@ -277,10 +277,12 @@ def test_product_from_reconstruction_is_consistent_with_origin():
     np.testing.assert_array_equal(product.object[0], reconstruction)
     assert np.array_equal(product.loss_epochs, [0, 1])
     assert product.probe_pixel_width_m == product.object_pixel_width_m == 2e-8
-    with pytest.raises(ValueError, match="pass pixel_size_m"):
+    with pytest.raises(ValueError, match=r"--pixel-size-m \(CLI\) / pixel_size_m= \(Python\)"):
         product_from_reconstruction(reconstruction, origin, container=container,
                                     detector_distance_m=1.0, photon_energy_eV=9000.0)
-    with pytest.raises(ValueError, match=r"\['detector_distance_m', 'photon_energy_eV'\]"):
+    with pytest.raises(ValueError, match=r"\['detector_distance_m', 'photon_energy_eV'\].*; give "
+                       r"--detector-distance-m and --photon-energy-ev \(CLI\) / "
+                       r"detector_distance_m=, photon_energy_eV= \(Python\)"):
         product_from_reconstruction(reconstruction, origin, container=container,
                                     pixel_size_m=1e-8)
 
