@@ -112,18 +112,49 @@ class TostResult:
         return max(self.p_lower, self.p_upper) if self.n >= 2 else math.nan
 
     @property
+    def outside_margin(self) -> bool:
+        """The whole interval lies beyond the margin: the backends differ (not only unproven)."""
+        return self.n >= 2 and (self.ci_low >= self.margin or self.ci_high <= -self.margin)
+
+    @property
+    def seeds_needed(self) -> int | None:
+        """Paired seeds for this interval to fit inside the margin if the mean difference and
+        its spread stay as observed; None when the observed mean is itself at or past the margin
+        (more seeds cannot help) or fewer than 2 seeds were given."""
+        if self.n < 2 or not abs(self.mean) < self.margin:
+            return None
+        if self.sd == 0.0:
+            return 2
+        for n in range(2, MAX_SEEDS_ESTIMATE + 1):
+            half = float(stats.t.ppf(1.0 - self.alpha, n - 1)) * self.sd / math.sqrt(n)
+            if abs(self.mean) + half < self.margin:
+                return n
+        return None
+
+    @property
     def message(self) -> str:
-        """One line for a reviewer."""
+        """One line for a reviewer; a failed test says whether the backends differ (the interval
+        is beyond the margin) or the run had too few seeds to tell (and about how many it needs)."""
         level = f"{100 * self.confidence:g} % CI"
         if self.verdict == "insufficient":
             return (f"INSUFFICIENT: cannot test equivalence with n={self.n} paired seed(s); "
                     "a TOST needs at least 2")
         interval = f"[{self.ci_low:.4g}, {self.ci_high:.4g}]"
         inside = "inside" if self.equivalent else "not inside"
-        return (f"{self.verdict.upper().replace('_', ' ')}: mean difference {self.mean:.4g} "
+        line = (f"{self.verdict.upper().replace('_', ' ')}: mean difference {self.mean:.4g} "
                 f"(sd {self.sd:.3g}, n={self.n}); {level} {interval} {inside} "
                 f"+-{self.margin:g}; p_lower={self.p_lower:.3g}, p_upper={self.p_upper:.3g} "
                 f"(alpha {self.alpha:g})")
+        if self.equivalent:
+            return line
+        if self.outside_margin:
+            return line + "; the backends differ by more than the margin"
+        needed = self.seeds_needed
+        advice = (f"about {needed} paired seeds would be needed at this spread and mean"
+                  if needed is not None else "more seeds cannot bring the interval inside the "
+                  "margin at this mean difference" if abs(self.mean) >= self.margin
+                  else f"more than {MAX_SEEDS_ESTIMATE} seeds would be needed at this spread")
+        return line + f"; inconclusive, not shown to differ: {advice}"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (NaN becomes None)."""
@@ -132,8 +163,13 @@ class TostResult:
             "ci_high": self.ci_high, "confidence": self.confidence, "p_lower": self.p_lower,
             "p_upper": self.p_upper, "p_value": self.p_value, "margin": self.margin,
             "alpha": self.alpha, "verdict": self.verdict,
+            "outside_margin": self.outside_margin, "seeds_needed": self.seeds_needed,
             "differences": list(self.differences), "seeds": list(self.seeds),
         })
+
+
+#: Largest seed count :attr:`TostResult.seeds_needed` estimates.
+MAX_SEEDS_ESTIMATE = 10_000
 
 
 def _check_options(margin: float, alpha: float) -> None:

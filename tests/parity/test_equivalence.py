@@ -362,3 +362,24 @@ def test_cli_help_documents_seeds(capsys):
     assert main(["run", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
     assert "--seeds S1,S2,..." in text and "comma list of at least 2 distinct" in text
+
+
+def test_failed_tost_says_whether_the_backends_differ_or_seeds_are_too_few() -> None:
+    """Not shown equivalent is not shown different: the message tells them apart, and estimates
+    the seeds an inconclusive test needs (checked against the interval formula)."""
+    from scipy import stats
+
+    from parity.equivalence import paired_tost
+
+    differ = paired_tost([0.5, 0.52, 0.51], [0.6, 0.62, 0.615], margin=0.025)
+    assert differ.outside_margin and "the backends differ by more than the margin" in \
+        differ.message
+    few = paired_tost([0.50, 0.52, 0.51], [0.51, 0.50, 0.53], margin=0.025)
+    assert not few.equivalent and not few.outside_margin
+    needed = few.seeds_needed
+    assert needed is not None and f"about {needed} paired seeds" in few.message
+    half = lambda n: stats.t.ppf(0.95, n - 1) * few.sd / n ** 0.5  # noqa: E731
+    assert abs(few.mean) + half(needed) < 0.025 <= abs(few.mean) + half(needed - 1)
+    assert few.to_dict()["seeds_needed"] == needed
+    far = paired_tost([0.5, 0.52], [0.53, 0.57], margin=0.025)  # mean 0.04 past the margin
+    assert far.seeds_needed is None and "more seeds cannot bring" in far.message
