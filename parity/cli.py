@@ -90,6 +90,12 @@ def _parse_seeds(text: str | None, levels: tuple[str, ...]) -> tuple[int, ...]:
     return seeds
 
 
+#: Values typed the Python way that JSON spells otherwise (``True``, ``nan``, ``inf``).
+_PYTHON_SPELLINGS: dict[str, Any] = {"true": True, "false": False, "nan": float("nan"),
+                                     "inf": float("inf"), "-inf": float("-inf"),
+                                     "none": None}
+
+
 def _parse_overrides(items: Sequence[str] | None, what: str) -> dict[str, Any]:
     import json
 
@@ -97,11 +103,14 @@ def _parse_overrides(items: Sequence[str] | None, what: str) -> dict[str, Any]:
     for item in items or []:
         if "=" not in item:
             raise UsageError(f"--{what} {item!r}: expected KEY=VALUE")
-        key, value = item.split("=", 1)
+        key, value = (part.strip() for part in item.split("=", 1))
+        if key in out:
+            raise UsageError(f"--{what} {key}: given twice ({out[key]!r} and {value!r})")
         try:
-            out[key.strip()] = json.loads(value)
+            out[key] = json.loads(value)
         except ValueError:
-            out[key.strip()] = value
+            # Python spellings a user types for JSON's true/false/NaN/Infinity
+            out[key] = _PYTHON_SPELLINGS.get(value.lower(), value)
     return out
 
 
@@ -168,6 +177,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     for run in result.backend_runs:
         if run.failed:
             first_line = run.message.splitlines()[0] if run.message else ""
+            first_line = first_line.removesuffix("; log tail:")  # the tail is in the log
             log = f" (log: {bundle / run.log_path})" if run.log_path else ""
             print(f"backend {run.backend}: {run.status}: {first_line}{log}")
     print(f"report: {bundle}")
@@ -290,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="parity",
         description="TensorFlow vs PyTorch parity harness for PtychoPINN reconstructions. "
                     "Exit codes: 0 parity, 1 divergence, 2 bad input/usage, 3 backend failed, "
-                    "4 internal error, 130 interrupted, 143 terminated.")
+                    "4 internal error, 130 interrupted, 143 terminated, 141 stdout closed.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the stage ladder and write a report bundle")
@@ -317,7 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="ModelConfig override (repeatable)")
     run.add_argument("--train", action="append", metavar="KEY=VALUE",
                      help="TrainConfig override (repeatable), e.g. epochs=3")
-    run.add_argument("--timeout", type=float, default=900.0, help="per-backend timeout, s")
+    run.add_argument("--timeout", type=float, default=900.0,
+                     help="per-backend timeout, s (default 900)")
     run.add_argument("--isolation", choices=("subprocess", "inprocess"), default="subprocess")
     run.add_argument("--inject", action="append", metavar="BACKEND=INJECTION",
                      help="apply a known port bug to one backend (self-test)")

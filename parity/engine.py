@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from parity.config import ModelConfig, TrainConfig
+from parity.config import ModelConfig, TrainConfig, validation_split
 from parity.container import Container
 from parity.contract import NETWORK_OUTPUT_KEYS, PHYSICS_OUTPUT_KEYS
 from parity.divergences import DivergenceRegistry, load_registry
@@ -227,6 +227,8 @@ def _run(plan: RunPlan, work: Path, table: ToleranceTable, known: DivergenceRegi
     margins = equivalence_margins(table) if plan.seeds else {}
     grouping = group_container(container, model)
     data = prepare(container, grouping, model)
+    if levels & {"L4", "L5"}:  # a split with no training group is bad input, not a backend error
+        validation_split(data.diffraction.shape[0], train.validation_fraction)
     inputs_dir = work / "inputs"
     inputs_dir.mkdir(exist_ok=True)
     oracle = OracleAdapter()

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from parity.results import jsonable
 
 __all__ = ["FlakeReport", "add_flake_command", "run_flake"]
 
@@ -54,15 +57,15 @@ class FlakeReport:
 
 
 def _ratio(check: Any) -> float | None:
-    measured, tol = check.measured, check.tolerance
-    err = measured.get("max_abs_error")
-    bound = measured.get("atol_effective")
-    if err is None or bound is None:
+    """The worst element's error over its own bound ``atol + rtol |expected|`` (the comparison's
+    ``worst[0].excess``; 0 when every element matched exactly), or None for a check that is not
+    elementwise (configs, curves, metrics)."""
+    measured = check.measured or {}
+    if "max_abs_error" not in measured or "worst" not in measured:
         return None
-    rtol = float(tol.get("rtol", 0.0))
-    scale = measured.get("max_abs_expected") or 0.0
-    limit = float(bound) + rtol * float(scale)
-    return float(err) / limit if limit > 0 else (0.0 if err == 0 else float("inf"))
+    worst = measured["worst"]
+    excess = float(worst[0]["excess"]) if worst else 0.0
+    return excess if math.isfinite(excess) else None
 
 
 def run_flake(*, case: str = "small", repeats: int = 2, levels: tuple[str, ...] = (
@@ -73,7 +76,7 @@ def run_flake(*, case: str = "small", repeats: int = 2, levels: tuple[str, ...] 
     from parity.session import resolve_inputs
 
     if repeats < 2:
-        raise ValueError(f"repeats={repeats}; a flake check needs at least 2 runs")
+        raise ValueError(f"--repeat {repeats}: a flake check needs at least 2 runs")
     container, model, train, sizing = resolve_inputs(case=case, container_path=None,
                                                      model_overrides={}, train_overrides={},
                                                      seed=seed)
@@ -99,9 +102,12 @@ def run_flake(*, case: str = "small", repeats: int = 2, levels: tuple[str, ...] 
 
 def add_flake_command(sub: Any) -> None:
     """Register ``parity flake``."""
-    parser = sub.add_parser("flake", help="repeat a run; report verdict stability and spread")
-    parser.add_argument("--case", default="small")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser = sub.add_parser(
+        "flake", help="repeat a run; report verdict stability and spread",
+        description="Repeat a run on one seed; exit 0 when every verdict repeats, 1 when one "
+                    "changed, 3 when a run had a backend fail, 2 for a bad option.")
+    parser.add_argument("--case", default="small", help="built-in case (default: small)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs to make (>= 2; default 3)")
     parser.add_argument("--levels", default="L0,L1,L2,L3,L4",
                         help="comma list of L0..L5, or 'all' (as for `parity run`)")
     parser.add_argument("--json", default=None,
@@ -119,7 +125,7 @@ def _cmd_flake(args: argparse.Namespace) -> int:
     report = run_flake(case=args.case, repeats=args.repeat, levels=levels)
     print(report.text())
     if json_path is not None:
-        json_path.write_text(json.dumps(report.__dict__, indent=1))
+        json_path.write_text(json.dumps(jsonable(report.__dict__), indent=1, allow_nan=False))
     failed = [i for i, code in enumerate(report.exit_codes) if code in (3, 4)]
     if failed:
         print(f"run(s) {failed} did not complete (a backend failed, exit 3, or the harness, exit "

@@ -129,7 +129,9 @@ def make_grouping(positions_px: np.ndarray, *, gridsize: int, K: int = 4,
     if C == 1:
         return Grouping(indices=seeds[:, None], gridsize=gridsize, K=K, seed=seed)
     if K < C:
-        raise ValueError(f"K={K} neighbours cannot supply C={C} distinct group members")
+        raise ValueError(f"gridsize={gridsize} groups C={C} positions, but K={K} neighbours "
+                         f"cannot supply {C} distinct members: use K >= {C} (the container's "
+                         "_metadata K) or a smaller gridsize")
     if n < K + 1:
         raise ValueError(f"the scan has {n} positions; grouping with K={K} needs at least {K + 1}")
     _, neighbours = cKDTree(positions).query(positions[seeds], k=K + 1)

@@ -33,7 +33,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--parity-backends", default=None,
                     help="comma list of adapters for every parity_run call (first = baseline)")
     group.addoption("--parity-keep", action="store_true",
-                    help="keep the parity_run scratch directories (job files, logs)")
+                    help="keep each parity_run scratch directory (job files, logs) in a new "
+                         "temporary directory whose path is printed, whatever pytest's "
+                         "tmp_path retention")
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,10 @@ class ParityOutcome:
             lines.append(f"first divergent stage: {first.name}: {first.message}")
         for run in result.backend_runs:
             if run.failed:
-                lines.append(f"backend {run.backend}: {run.status}: {run.message[:400]}")
+                first = run.message.splitlines()[0] if run.message else ""
+                log_file = self.workdir / f"{run.backend}.log"
+                log = f" (log: {log_file})" if log_file.exists() else ""
+                lines.append(f"backend {run.backend}: {run.status}: {first[:600]}{log}")
         failed = [c for c in result.checks if c.verdict in ("fail", "error")]
         lines += [f"  {c.name}: {c.message}" for c in failed[:20]]
         pytest.fail("\n".join(lines))
@@ -71,23 +76,40 @@ def parity_run(request: pytest.FixtureRequest,
     ``model`` and ``train`` (override dicts).
     """
 
-    def run(*, case: str = "small", levels: tuple[str, ...] = ("L0", "L1", "L2", "L3", "L4"),
-            backends: tuple[str, ...] = ("tensorflow", "torch"), seed: int = 0,
+    def run(*, case: str = "small",
+            levels: tuple[str, ...] | str = ("L0", "L1", "L2", "L3", "L4"),
+            backends: tuple[str, ...] | str = ("tensorflow", "torch"), seed: int = 0,
             model: dict[str, Any] | None = None, train: dict[str, Any] | None = None,
             **plan_options: Any) -> ParityOutcome:
+        from parity.cli_options import parse_levels, parse_names
         from parity.engine import RunPlan, run_parity
+        from parity.registry import check_backend_names
         from parity.session import resolve_inputs
 
+        # The same checks as `parity run`, before any work: "L0,L1" or ("L1", "L0") both mean
+        # L0 and L1 in ladder order; backends are named once and installed.
+        levels = parse_levels(levels if isinstance(levels, str) else ",".join(levels),
+                              option="levels")
         chosen = request.config.getoption("--parity-backends")
         if chosen:
-            backends = tuple(b for b in chosen.split(",") if b)
+            backends = parse_names(chosen)
+        elif isinstance(backends, str):
+            backends = parse_names(backends)
+        backends = check_backend_names(tuple(backends), what="--parity-backends" if chosen
+                                       else "backends")
         container, model_cfg, train_cfg, sizing = resolve_inputs(
             case=case, container_path=None, model_overrides=model or {},
             train_overrides=train or {}, seed=seed)
         plan = RunPlan(container=container, model=model_cfg, train=train_cfg,
                        backends=backends, levels=levels, seed=seed, sizing=sizing,
                        **plan_options)
-        workdir = tmp_path / f"parity-{case}-{seed}"
+        if request.config.getoption("--parity-keep"):
+            import tempfile
+
+            workdir = Path(tempfile.mkdtemp(prefix=f"parity-{case}-{seed}-"))
+            print(f"parity_run: scratch directory kept at {workdir}")
+        else:
+            workdir = tmp_path / f"parity-{case}-{seed}"
         result, evidence = run_parity(plan, workdir)
         return ParityOutcome(result, evidence, workdir)
 

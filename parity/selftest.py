@@ -96,10 +96,14 @@ def run_selftest(*, case: str = "small", target: str = "torch", baseline: str = 
 
 def add_selftest_command(sub: Any) -> None:
     """Register ``parity selftest``."""
-    parser = sub.add_parser("selftest", help="inject known port bugs; prove each is caught")
-    parser.add_argument("--case", default="small")
+    parser = sub.add_parser(
+        "selftest", help="inject known port bugs; prove each is caught",
+        description="Run the clean pair and each injected port bug (L0-L3); exit 0 when the "
+                    "clean pair passes and every bug is caught at its level, 1 otherwise, 3 when "
+                    "the clean pair could not run, 2 for a bad option.")
+    parser.add_argument("--case", default="small", help="built-in case (default: small)")
     parser.add_argument("--target", default="torch", help="backend that receives the bugs")
-    parser.add_argument("--baseline", default="tensorflow")
+    parser.add_argument("--baseline", default="tensorflow", help="the reference backend")
     parser.add_argument("--only", action="append", metavar="INJECTION[,INJECTION...]",
                         help="run only these injections (repeatable, or a comma list)")
     parser.add_argument("--json", default=None,
@@ -113,9 +117,11 @@ def _cmd_selftest(args: argparse.Namespace) -> int:
     from parity.cli_options import output_file, parse_names
 
     json_path = output_file(args.json, option="--json") if args.json else None
-    only = [name for item in args.only or [] for name in parse_names(item)] or None
+    only = [name for item in args.only or [] for name in parse_names(item)]
+    if args.only is not None and not only:
+        raise ValueError(f"--only {args.only}: no injection named")
     outcomes = run_selftest(case=args.case, target=args.target, baseline=args.baseline,
-                            injections=only)
+                            injections=only or None)
     for outcome in outcomes:
         print(outcome.line())
     injected = [o for o in outcomes if o.injection != "clean"]

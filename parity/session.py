@@ -149,6 +149,10 @@ def run_and_report(*, case: str | None = None, container_path: str | None = None
     from parity.report.bundle import new_bundle_dir, stamp_now
 
     check_backend_names(backends)
+    if seeds and "seed" in (train_overrides or {}):
+        raise ValueError(f"--train seed={train_overrides['seed']} has no effect with --seeds "
+                         f"{','.join(map(str, seeds))}: each L5 training takes its seed from "
+                         "--seeds")
     for backend, name in (injections or {}).items():
         if backend not in backends:
             raise ValueError(f"--inject {backend}={name}: {backend!r} is not one of the backends "

@@ -1,8 +1,9 @@
 """The two backends mirror each other module for module (Keras 3's test_backend_consistency).
 
 Compares, without importing any framework (AST only): the module files, and for every public
-top-level function and public class method its parameter names, order, kinds and defaults.
-Annotations are not compared: tensor types necessarily differ between frameworks.
+top-level function of the modules not in SAME_ROLE_ONLY its parameter names, order, kinds and
+defaults (classes differ by framework: Keras layers vs torch modules; the adapters' methods are
+the contract's hooks). Annotations are not compared: tensor types necessarily differ.
 """
 
 from __future__ import annotations

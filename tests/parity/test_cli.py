@@ -44,12 +44,29 @@ def test_fixtures_writes_a_readable_container(tmp_path, capsys):
         (["run", "--train", "epochs=0", "--case", "small"], "epochs=0"),
         (["run", "--model", "colour=blue", "--case", "small"], "unknown ModelConfig"),
         (["run", "--inject", "torch=no-such-bug", "--case", "small"], "unknown injection"),
+        (["run", "--train", "epochs=1", "--train", "epochs=2", "--case", "small"],
+         "--train epochs: given twice"),
+        (["run", "--levels", "L5", "--seeds", "0,1", "--train", "seed=7", "--case", "small"],
+         "--train seed=7 has no effect with --seeds 0,1"),
+        (["run", "--levels", "L5", "--train", "validation_fraction=0.999", "--case", "small"],
+         "validation_fraction=0.999 leaves no training group"),
+        (["run", "--train", "learning_rate=nan", "--case", "small", "--levels", "L0"],
+         "learning_rate"),
+        (["run", "--model", "gridsize=3", "--case", "small", "--levels", "L0"],
+         "gridsize=3 groups C=9 positions"),
     ],
 )
 def test_bad_options_exit_2_with_a_named_problem(argv, needle, capsys, tmp_path):
     assert main([*argv, "--out", str(tmp_path)]) == EXIT_USAGE
     assert needle in capsys.readouterr().err
     assert not any(tmp_path.iterdir()), "a rejected run must not write a bundle"
+
+
+def test_python_spellings_of_json_values_are_understood():
+    from parity.cli import _parse_overrides
+
+    assert _parse_overrides(["deterministic=True", "fast = false", "x=None"], "train") == \
+        {"deterministic": True, "fast": False, "x": None}
 
 
 def test_unreadable_container_exits_2(tmp_path, capsys):

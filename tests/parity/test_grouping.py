@@ -78,7 +78,7 @@ def test_gridsize_one_shortcut():
 @pytest.mark.parametrize(
     ("n", "kwargs", "match"),
     [
-        (40, {"gridsize": 2, "K": 3}, "K=3 neighbours cannot supply C=4"),
+        (40, {"gridsize": 2, "K": 3}, "K=3 neighbours cannot supply 4 distinct members: use K >= 4"),
         (4, {"gridsize": 2, "K": 4}, "4 positions; grouping with K=4 needs at least 5"),
         (40, {"gridsize": 2, "n_groups": 0}, "n_groups=0"),
         (40, {"gridsize": 2, "n_groups": 41}, "n_groups=41"),
