@@ -174,6 +174,14 @@ def cmd_run(args: argparse.Namespace) -> int:
               "backend/metric tests equivalent (TOST)")
     if first is not None:
         print(f"first divergent stage: {first.name}: {first.message}")
+    known = [c for c in result.checks if c.verdict == "known"]
+    if known:  # allowed, not gating: a reviewer must still see them
+        print(f"known divergences (within an allowance of the registry): {len(known)}: "
+              + "; ".join(c.name for c in known[:10]) + ("; ..." if len(known) > 10 else ""))
+    for warning in result.warnings[:10]:
+        print(f"warning: {warning}")
+    if len(result.warnings) > 10:
+        print(f"... and {len(result.warnings) - 10} more warnings in the report")
     for run in result.backend_runs:
         if run.failed:
             first_line = run.message.splitlines()[0] if run.message else ""

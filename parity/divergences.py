@@ -13,15 +13,20 @@ an upstream issue). Semantics (jax2tf's limitation table, in our words):
 from __future__ import annotations
 
 import fnmatch
+import math
 import tomllib
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEFAULT_REGISTRY", "Divergence", "DivergenceRegistry", "load_registry"]
+__all__ = ["DEFAULT_REGISTRY", "DEVICES", "Divergence", "DivergenceRegistry", "load_registry"]
 
 #: The project's registry file.
 DEFAULT_REGISTRY = Path(__file__).with_name("divergences.toml")
+
+#: Device kinds an allowance may name (the judge's ``device``), or ``*``.
+DEVICES: tuple[str, ...] = ("*", "cpu", "cuda")
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,25 @@ class Divergence:
     reason: str
     reference: str = ""
     device: str = "*"
+
+    def __post_init__(self) -> None:
+        for name in ("id", "backend", "level", "stage", "quantity", "reason", "reference",
+                     "device"):
+            if not isinstance(getattr(self, name), str):
+                raise ValueError(f"divergence {self.id!r}: {name}={getattr(self, name)!r}; "
+                                 "expected a string")
+        for name in ("rtol", "atol"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) \
+                    or not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"divergence {self.id!r}: {name}={value!r}; expected a finite "
+                                 "number >= 0")
+        if not self.reason.strip():
+            raise ValueError(f"divergence {self.id!r} has no reason (it is shown with every "
+                             "check it turns into 'known')")
+        if self.device not in DEVICES:
+            raise ValueError(f"divergence {self.id!r}: device {self.device!r}; expected one of "
+                             f"{', '.join(DEVICES)}")
 
     def matches(self, *, backend: str, level: str, stage: str, quantity: str,
                 device: str) -> bool:
@@ -62,13 +86,26 @@ class DivergenceRegistry:
             raise ValueError(f"{source}: duplicated divergence ids {duplicated}")
         self.entries = entries
         self.source = source
+        #: Ids of the entries :meth:`find` returned (which allowances this run looked at).
+        self.matched: set[str] = set()
 
     def find(self, **key: str) -> Divergence | None:
-        """The allowance matching the check (``backend, level, stage, quantity, device``)."""
+        """The allowance matching the check (``backend, level, stage, quantity, device``): the
+        first in the file when several match."""
         for entry in self.entries:
             if entry.matches(**key):
+                self.matched.add(entry.id)
                 return entry
         return None
+
+    def unmatched(self, *, levels: Sequence[str], backends: Sequence[str],
+                  device: str) -> list[Divergence]:
+        """Entries for a level, backend and device of this run that matched no check: a key
+        with a typo, or an allowance for a check that no longer exists (or an L0 check, which
+        is exact and never looks at the registry)."""
+        return [e for e in self.entries if e.id not in self.matched and e.level in levels
+                and any(fnmatch.fnmatchcase(b, e.backend) for b in backends)
+                and e.device in (device, "*")]
 
 
 def load_registry(path: str | Path = DEFAULT_REGISTRY) -> DivergenceRegistry:
@@ -79,10 +116,14 @@ def load_registry(path: str | Path = DEFAULT_REGISTRY) -> DivergenceRegistry:
         data = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as err:
         raise ValueError(f"cannot read divergence registry {path}: {err}") from err
+    unknown = sorted(set(data) - {"divergence"})
+    if unknown:
+        raise ValueError(f"{path}: unknown table(s) {unknown}; expected [[divergence]]")
     entries = []
-    for i, raw in enumerate(data.get("divergence", [])):
+    for i, raw in enumerate(data.get("divergence", []), start=1):
         try:
             entries.append(Divergence(**raw))
-        except TypeError as err:
-            raise ValueError(f"{path}: divergence entry {i} is malformed: {err}") from err
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{path}: [[divergence]] entry {i} (counting from 1) is malformed: "
+                             f"{err}") from err
     return DivergenceRegistry(entries, source=str(path))

@@ -315,6 +315,7 @@ def _run(plan: RunPlan, work: Path, table: ToleranceTable, known: DivergenceRegi
                       "seconds": extra.seconds})
 
     device = _device_kind(outcomes[baseline].manifest.get("environment", {}))
+    known.matched.clear()  # which allowances this run looks at (unmatched ones are reported)
     judge = Judge(table, known, device=device)
     checks: list[Check] = []
     histories: dict[str, Any] = {}
@@ -391,6 +392,11 @@ def _run(plan: RunPlan, work: Path, table: ToleranceTable, known: DivergenceRegi
         evidence.update(l5_evidence)
     if container.object_truth is not None:
         evidence["truth/object"] = container.object_truth
+    for entry in known.unmatched(levels=plan.levels, backends=plan.backends, device=device):
+        judge.warnings.append(
+            f"divergence allowance {entry.id} ({entry.backend} {entry.level}/{entry.stage}/"
+            f"{entry.quantity}, device {entry.device}) matched no check of this run: fix its "
+            f"key or remove it ({known.source})")
 
     backend_runs = tuple(
         BackendRun(

@@ -101,12 +101,18 @@ class Judge:
                     f"divergence allowance {allowance.id} is no longer needed: {level}/{stage}/"
                     f"{quantity} for {backend} passes its ordinary tolerance")
             else:
-                ok, _ = self._evaluate(
+                ok, allowed = self._evaluate(
                     expected, actual, name=f"{stage}.{quantity}", rtol=allowance.rtol,
                     atol=allowance.atol, atol_scale=tol.atol_scale, max_fraction=0.0,
                     min_cosine=None)
                 verdict = "known" if ok else "fail"
+                # the allowance's atol is scaled like the tolerance it extends (atol_scale)
+                tolerance["allowance"]["atol_effective"] = allowed["atol_effective"]
         message = self._message(verdict, measured, tolerance)
+        if allowance is not None and not passed:
+            message += (f"; {'within' if verdict == 'known' else 'beyond'} allowance "
+                        f"{allowance.id} (rtol={allowance.rtol:g}, atol="
+                        f"{tolerance['allowance']['atol_effective']:.3g}): {allowance.reason}")
         return Check(level, stage, quantity, backend, reference, verdict, jsonable(measured),
                      jsonable(tolerance), message)
 

@@ -1,9 +1,11 @@
 """The tolerance table: one version-controlled file (``parity/tolerances.toml``), one entry per
 (level, stage, quantity, dtype, device), each with its reason. No comparator has a default.
 
-Lookup matches ``level`` and ``stage`` exactly, ``quantity`` as a glob (``*`` allowed), ``dtype``
-and ``device`` exactly or ``*``; the most specific entry (fewest wildcards) wins. A comparison with
-no entry is an error, never a silent default.
+Lookup matches ``level`` and ``stage`` exactly, ``quantity`` as a glob (``*``, ``?``, ``[...]``),
+``dtype`` and ``device`` exactly or ``*``; the most specific entry wins (fewest wildcard characters
+in ``quantity``, then an exact dtype, then an exact device). Two equally specific entries that match
+the same check are an error naming both (a loose pattern must never silently shadow the entry
+meant for a check). A comparison with no entry is an error, never a silent default.
 
 The same file holds the pre-registered margins of the L5 multi-seed equivalence test
 (``[[equivalence]]`` entries: ``metric``, ``margin``, ``alpha``, ``reason``), one per metric of
@@ -21,13 +23,18 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ATOL_SCALES", "DEFAULT_TABLE", "EquivalenceMargin", "Tolerance", "ToleranceTable", "load_table"]
+__all__ = ["ATOL_SCALES", "DEFAULT_TABLE", "AmbiguousToleranceError", "EquivalenceMargin",
+           "Tolerance", "ToleranceTable", "load_table"]
 
 #: The project's tolerance file.
 DEFAULT_TABLE = Path(__file__).with_name("tolerances.toml")
 
 #: How a tolerance's ``atol`` is scaled (see :class:`Tolerance`).
 ATOL_SCALES: tuple[str, ...] = ("absolute", "max_abs", "group_max_abs")
+
+
+class AmbiguousToleranceError(KeyError):
+    """Two equally specific tolerance entries match one check (see the module docstring)."""
 
 
 @dataclass(frozen=True)
@@ -75,12 +82,21 @@ class Tolerance:
     noise_factor: float | None = None
 
     def __post_init__(self) -> None:
-        if self.rtol < 0 or self.atol < 0:
-            raise ValueError(f"tolerance {self.key}: rtol and atol must be >= 0")
-        if self.noise_factor is not None and not self.noise_factor >= 1:
-            raise ValueError(f"tolerance {self.key}: noise_factor must be >= 1")
+        for name in ("level", "stage", "quantity", "dtype", "device", "reason", "atol_scale",
+                     "calibration"):
+            if not isinstance(getattr(self, name), str):
+                raise ValueError(f"tolerance {self.key}: {name}={getattr(self, name)!r}; "
+                                 "expected a string")
+        _check_number(self, "rtol", low=0.0)
+        _check_number(self, "atol", low=0.0)
+        _check_number(self, "max_fraction", low=0.0, high=1.0, high_open=True)
+        if self.min_cosine is not None:
+            _check_number(self, "min_cosine", low=-1.0, high=1.0)
+        if self.noise_factor is not None:
+            _check_number(self, "noise_factor", low=1.0)
         if self.atol_scale not in ATOL_SCALES:
-            raise ValueError(f"tolerance {self.key}: atol_scale {self.atol_scale!r}")
+            raise ValueError(f"tolerance {self.key}: atol_scale {self.atol_scale!r}; expected "
+                             f"one of {', '.join(ATOL_SCALES)}")
         if not self.reason.strip():
             raise ValueError(f"tolerance {self.key} has no reason")
 
@@ -96,6 +112,19 @@ class Tolerance:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (printed next to each measured value in reports)."""
         return asdict(self)
+
+
+def _check_number(entry: Any, name: str, *, low: float, high: float = math.inf,
+                  high_open: bool = False) -> None:
+    """ValueError unless ``entry.<name>`` is a finite real number in ``[low, high]`` (or
+    ``[low, high)``); JSON/TOML ``true`` is not a number."""
+    value = getattr(entry, name)
+    ok = (not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+          and low <= value and (value < high if high_open else value <= high))
+    if not ok:
+        upper = "" if high == math.inf else f", {'<' if high_open else '<='} {high:g}"
+        raise ValueError(f"tolerance {entry.key}: {name}={value!r}; expected a finite number "
+                         f">= {low:g}{upper}")
 
 
 @dataclass(frozen=True)
@@ -180,7 +209,9 @@ class ToleranceTable:
         Raises
         ------
         KeyError
-            If no entry matches (the message names the key and the file).
+            If no entry matches (the message names the key and the file);
+            :class:`AmbiguousToleranceError` (a ``KeyError``) if the two most specific entries
+            are equally specific (the message names both). Either way the check is an ``error``.
         """
         matches = [
             t for t in self.entries
@@ -191,8 +222,23 @@ class ToleranceTable:
         if not matches:
             raise KeyError(f"no tolerance for {level}/{stage}/{quantity}/{dtype}/{device} in "
                            f"{self.source}; add an entry with a reason")
-        return min(matches, key=lambda t: (t.quantity.count("*"), t.dtype == "*",
-                                           t.device == "*"))
+        ranked = sorted(matches, key=_specificity)  # stable: the file's order breaks no tie
+        if len(ranked) > 1 and _specificity(ranked[0]) == _specificity(ranked[1]):
+            raise AmbiguousToleranceError(f"{self.source}: tolerance entries {ranked[0].key} and "
+                             f"{ranked[1].key} both match {level}/{stage}/{quantity}/{dtype}/"
+                             f"{device} and are equally specific; make one more specific")
+        return ranked[0]
+
+
+def _specificity(entry: Tolerance) -> tuple[int, bool, bool]:
+    """Lower is more specific: wildcard characters in ``quantity`` (``*``, ``?``, ``[``), then a
+    ``*`` dtype, then a ``*`` device."""
+    wildcards = sum(entry.quantity.count(c) for c in "*?[")
+    return wildcards, entry.dtype == "*", entry.device == "*"
+
+
+#: Top-level tables a tolerance file may hold.
+TABLE_SECTIONS: tuple[str, ...] = ("tolerance", "equivalence")
 
 
 def load_table(path: str | Path = DEFAULT_TABLE) -> ToleranceTable:
@@ -209,14 +255,19 @@ def load_table(path: str | Path = DEFAULT_TABLE) -> ToleranceTable:
         data = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as err:
         raise ValueError(f"cannot read tolerance file {path}: {err}") from err
+    unknown = sorted(set(data) - set(TABLE_SECTIONS))
+    if unknown:
+        raise ValueError(f"{path}: unknown table(s) {unknown}; expected "
+                         f"{', '.join(f'[[{t}]]' for t in TABLE_SECTIONS)}")
     entries = []
-    for i, raw in enumerate(data.get("tolerance", [])):
+    for i, raw in enumerate(data.get("tolerance", []), start=1):
         try:
             entries.append(Tolerance(**raw))
-        except TypeError as err:
-            raise ValueError(f"{path}: tolerance entry {i} is malformed: {err}") from err
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{path}: [[tolerance]] entry {i} (counting from 1) is malformed: "
+                             f"{err}") from err
     margins: dict[str, EquivalenceMargin] = {}
-    for i, raw in enumerate(data.get("equivalence", [])):
+    for i, raw in enumerate(data.get("equivalence", []), start=1):
         try:
             margin = EquivalenceMargin(**raw)
         except (TypeError, ValueError) as err:

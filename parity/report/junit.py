@@ -56,7 +56,7 @@ def _add_outcome(case: ET.Element, tag: str, message: str, body: str, kind: str)
     element.text = body
 
 
-def _check_case(suite: ET.Element, check: Check) -> None:
+def _check_case(suite: ET.Element, check: Check, *, first: bool = False) -> None:
     case = ET.SubElement(suite, "testcase", {
         "classname": _clean(f"{check.level}.{check.stage}"),
         "name": _clean(f"{check.quantity}[{check.backend} vs {check.reference}]"),
@@ -65,6 +65,8 @@ def _check_case(suite: ET.Element, check: Check) -> None:
     body = _check_text(check)
     headline = check.message or f"{format_measured(check.measured)} vs tolerance " \
                                 f"{format_tolerance(check.tolerance, with_reason=False)}"
+    if first:  # the one to look at first in a CI view
+        headline = "FIRST DIVERGENCE: " + headline
     if check.verdict == "fail":
         _add_outcome(case, "failure", headline, body, "divergence")
     elif check.verdict == "error":
@@ -144,11 +146,12 @@ def render_junit(result: RunResult, *, bundle_dir: Path | None = None,
     if log_tail_lines < 0:
         raise ValueError(f"log_tail_lines is {log_tail_lines}; expected >= 0")
     root = ET.Element("testsuites", {"name": _clean(f"ptycho-parity {result.case}")})
+    first = result.first_divergence
     stamp = _iso_timestamp(result.stamp)
     for level in report_levels(result):
         suite = ET.SubElement(root, "testsuite", {"name": level, "timestamp": stamp})
         for check in (c for c in result.checks if c.level == level):
-            _check_case(suite, check)
+            _check_case(suite, check, first=check is first)
     suite = ET.SubElement(root, "testsuite", {"name": "backends", "timestamp": stamp})
     for run in result.backend_runs:
         _backend_case(suite, run, bundle_dir, log_tail_lines)

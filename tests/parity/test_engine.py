@@ -82,3 +82,26 @@ def test_crashing_backend_is_reported_not_fatal(small_case, tmp_path):
     # the baseline's L1 results are still judged
     assert any(c.level == "L1" and c.backend == "ref" and c.verdict == "pass"
                for c in result.checks)
+
+
+def test_known_divergence_and_unmatched_allowance_are_reported(small_case, tmp_path):
+    """An allowance turns the flipped translation into ``known`` (with its reason); one whose key
+    matches no check of the run is named in a warning (a typo must not sit there unnoticed)."""
+    from parity.divergences import Divergence, DivergenceRegistry
+
+    registry = DivergenceRegistry([
+        Divergence("SIGN-1", "dut", "L1", "translated", "*", 10.0, 10.0, "sign under study"),
+        Divergence("TYPO-1", "dut", "L1", "translate", "*", 1.0, 1.0, "a misspelt stage"),
+    ], source="test-registry")
+    container, model, train = small_case
+    plan = RunPlan(container=container, model=model, train=train, backends=("ref", "dut"),
+                   levels=("L1",), isolation="inprocess")
+
+    def factory(name: str):
+        return _Twin(name, flip_translation=name == "dut")
+
+    result, _ = run_parity(plan, tmp_path, adapter_factory=factory, registry=registry)
+    known = [c for c in result.checks if c.verdict == "known"]
+    assert known and all("sign under study" in c.message for c in known)
+    assert any("TYPO-1" in w and "matched no check" in w for w in result.warnings)
+    assert not any("SIGN-1" in w and "matched no check" in w for w in result.warnings)

@@ -59,7 +59,7 @@ def test_junit_failure_carries_numbers_and_names(bundle: Path) -> None:
     assert case is not None and case.get("name") == "amplitude[torch vs oracle]"
     failure = case.find("failure")
     assert failure is not None
-    assert failure.get("message") == 'bad "sign" <here>'
+    assert failure.get("message") == 'FIRST DIVERGENCE: bad "sign" <here>'  # the first failed check
     assert "max_abs_err=3.200e-04" in failure.text
     assert "rtol=1.000e-05, atol=1.000e-06 (f32 vs f64 <oracle> & co)" in failure.text
     # without a message, the headline is the numbers against the tolerance
