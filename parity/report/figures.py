@@ -177,7 +177,9 @@ def _objects_figure(result: RunResult, evidence: Mapping[str, Any], out_dir: Pat
     figure = _new_figure(3.0 * len(crops) + 0.8, 5.6)
     axes = figure.subplots(2, len(crops), squeeze=False)
     for row, (title, images, cmap) in enumerate(rows):
-        vmin, vmax = _limits(images)
+        # phase on its whole circle: a cyclic map stretched over the data range would give both
+        # extremes nearly the same colour
+        vmin, vmax = (-np.pi, np.pi) if cmap == "twilight" else _limits(images)
         for col, (item, image) in enumerate(zip(placed, images, strict=True)):
             ax = axes[row, col]
             shown = ax.imshow(image, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
@@ -266,7 +268,7 @@ def _frc_figure(result: RunResult, evidence: Mapping[str, Any], out_dir: Path,
                          f"{freq.shape} or a scalar")
     if not drawn:
         raise _InputError("no <backend>/frc/frequency + <backend>/frc/curve in the evidence")
-    ax.set_xlabel("spatial frequency")
+    ax.set_xlabel("spatial frequency (cycles/px; Nyquist 0.5)")
     ax.set_ylabel("FRC")
     ax.set_ylim(top=1.05)
     ax.grid(alpha=0.3)

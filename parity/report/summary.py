@@ -162,15 +162,30 @@ def format_measured(measured: Mapping[str, Any]) -> str:
     return ", ".join(parts) if parts else "(nothing measured)"
 
 
+#: Tolerance fields a table cell leaves out: the entry's key (the row names the check), the
+#: calibration note (report.json keeps it) and the registry's reference.
+_TOLERANCE_KEY_FIELDS = frozenset({"level", "stage", "quantity", "dtype", "device", "calibration",
+                                   "reference", "backend"})
+
+
+def _quiet_field(key: str, value: Any) -> bool:
+    """Fields that say nothing in a cell: key fields, and settings at their neutral value."""
+    name = key.split(".")[-1]
+    return (name in _TOLERANCE_KEY_FIELDS or value is None
+            or (name == "max_fraction" and value == 0) or (name == "atol_scale"
+                                                          and value == "absolute"))
+
+
 def format_tolerance(tolerance: Mapping[str, Any], *, with_reason: bool = True) -> str:
     """``rtol=1e-05, atol=1e-06 (reason)``; ``none`` when no tolerance applies.
 
     Nested entries (a divergence allowance) are flattened (``allowance.rtol=...``); every
-    ``reason`` goes into the parentheses, prefixed by its entry when nested.
+    ``reason`` goes into the parentheses, prefixed by its entry when nested. The entry's key,
+    its calibration note and neutral settings are left out (report.json has everything).
     """
     if not tolerance:
         return "none"
-    flat = flatten(tolerance)
+    flat = {k: v for k, v in flatten(tolerance).items() if not _quiet_field(k, v)}
     is_reason = [k for k in flat if k.split(".")[-1] == "reason"]
     parts = [f"{k}={format_value(v)}" for k, v in flat.items() if k not in is_reason]
     text = ", ".join(parts) if parts else "(no values)"
