@@ -208,28 +208,35 @@ def _differences_figure(result: RunResult, evidence: Mapping[str, Any], out_dir:
             notes.append(f"differences: {a.label} - {b.label}: {exc}")
             continue
         amp_a, amp_b = np.abs(crop_a), np.abs(crop_b)
-        phase = np.angle(crop_a * np.conj(crop_b))
+        # a global phase offset is not an error of the reconstruction (the metrics remove it
+        # too): take it out, or it paints the whole panel and hides the local differences
+        cross = crop_a * np.conj(crop_b)
+        offset = float(np.angle(np.sum(cross))) if np.abs(np.sum(cross)) > 0 else 0.0
+        phase = np.angle(cross * np.exp(-1j * offset))
         blank = (amp_a < PHASE_MASK_FRACTION * amp_a.max()) | \
                 (amp_b < PHASE_MASK_FRACTION * amp_b.max())
-        rows.append((f"{a.label} - {b.label}", amp_a - amp_b, np.where(blank, np.nan, phase)))
+        rows.append((f"{a.label} - {b.label}", amp_a - amp_b, np.where(blank, np.nan, phase),
+                     offset))
     if not rows:
         raise _InputError("no pair of objects overlaps")
     figure = _new_figure(7.0, 3.0 * len(rows) + 0.6)
     axes = figure.subplots(len(rows), 2, squeeze=False)
-    for row, (label, d_amp, d_phase) in enumerate(rows):
-        for col, (kind, image) in enumerate((("amplitude diff", d_amp),
-                                             ("phase diff (rad)", d_phase))):
+    for row, (label, d_amp, d_phase, offset) in enumerate(rows):
+        for col, (kind, image, note) in enumerate((
+                ("amplitude", d_amp, ""),
+                ("phase (rad)", d_phase, f"; offset {offset:+.3g} rad removed"))):
             ax = axes[row, col]
             finite = image[np.isfinite(image)]
             peak = float(np.abs(finite).max()) if finite.size else 0.0
             bound = peak if peak > 0 else 1.0
             shown = ax.imshow(image, cmap="RdBu_r", vmin=-bound, vmax=bound,
                               interpolation="nearest")
-            ax.set_title(f"{label}: {kind}\nmax |d| = {peak:.3g}", fontsize=9)
+            ax.set_title(f"{label}: {kind}\nmax |d| = {peak:.3g}{note}", fontsize=8)
             ax.set_xticks([])
             ax.set_yticks([])
             figure.colorbar(shown, ax=ax, shrink=0.8)
-    figure.suptitle(f"{result.case}: differences (no alignment applied)", fontsize=10)
+    figure.suptitle(f"{result.case}: differences (no shift alignment; global phase offset "
+                    "removed)", fontsize=10)
     return _save(figure, out_dir / "differences.png")
 
 
