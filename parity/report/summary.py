@@ -67,6 +67,8 @@ _ALIGNMENT_KEYS: tuple[str, ...] = ("alignment", "align", "registration", "shift
                                     "ramp")
 
 _EXTRA_MEASURED_SHOWN = 3  # other measured scalars shown in the "other" column
+#: Measured fields that are bookkeeping, not measurements (the verdict column says the outcome).
+_BOOKKEEPING_MEASURED = frozenset({"name", "passed", "kind_ok", "message"})
 _WORST_SHOWN = 5  # worst elements listed for the first divergence
 
 
@@ -156,9 +158,10 @@ def _is_scalar(value: Any) -> bool:
 
 
 def format_measured(measured: Mapping[str, Any]) -> str:
-    """Every scalar of ``measured`` (flattened) as ``key=value`` in one line; lists left out."""
+    """Every scalar of ``measured`` (flattened) as ``key=value`` in one line; lists and
+    bookkeeping fields (name, passed, kind_ok, message) left out."""
     parts = [f"{k}={format_value(v)}" for k, v in flatten(measured).items()
-             if _is_scalar(_plain(v))]
+             if _is_scalar(_plain(v)) and k.split(".")[-1] not in _BOOKKEEPING_MEASURED]
     return ", ".join(parts) if parts else "(nothing measured)"
 
 
@@ -210,8 +213,10 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
 
 
 def _check_row(check: Check) -> list[str]:
-    measured = {k: _plain(v) for k, v in flatten(check.measured).items()}
-    row = [f"{check.stage} / {check.quantity}", f"{check.backend} vs {check.reference}"]
+    measured = {k: _plain(v) for k, v in flatten(check.measured).items()
+                if k not in _BOOKKEEPING_MEASURED}
+    name = check.stage if check.quantity == check.stage else f"{check.stage} / {check.quantity}"
+    row = [name, f"{check.backend} vs {check.reference}"]
     used: set[str] = set()
     for _, aliases in MEASURED_COLUMNS:
         hit = _lookup(measured, aliases)
@@ -249,9 +254,33 @@ def _first_divergence(result: RunResult) -> list[str]:
         lines.append(f"- message: {first.message}")
     for key, value in ((k, _plain(v)) for k, v in first.measured.items()):
         if isinstance(value, Sequence) and not isinstance(value, str) and value:
-            shown = [json.dumps(v, default=str) for v in list(value)[:_WORST_SHOWN]]
+            if all(isinstance(v, int) for v in value):  # a shape or an index
+                lines.append(f"- {key}: {tuple(value)}")
+                continue
+            shown = [_element_text(v) for v in list(value)[:_WORST_SHOWN]]
             lines.append(f"- {key} (first {len(shown)} of {len(value)}): " + "; ".join(shown))
     return lines
+
+
+def _element_text(element: Any) -> str:
+    """One worst element (:meth:`parity.comparison_results.WorstElement.to_dict`) as ``[i, j]
+    expected 0.675, actual 0.681 (error 0.0061 = 12x its bound)``; anything else as short JSON."""
+    if not isinstance(element, Mapping) or "index" not in element:
+        return json.dumps(element, default=str)[:200]
+
+    def short(value: Any) -> str:
+        value = _plain(value)
+        if isinstance(value, Sequence) and len(value) == 2 and not isinstance(value, str):
+            return f"{value[0]:.3g}{value[1]:+.3g}j"  # complex stored as [re, im]
+        return f"{value:.3g}" if isinstance(value, float) else format_value(value)
+
+    text = (f"{list(element['index'])} expected {short(element.get('expected'))}, actual "
+            f"{short(element.get('actual'))}")
+    if isinstance(element.get("diff"), float):
+        text += f" (error {element['diff']:.2g}"
+        excess = element.get("excess")
+        text += f" = {excess:.3g}x its bound)" if isinstance(excess, float) else ")"
+    return text
 
 
 def _level_sections(result: RunResult, *, include_passes: bool) -> list[str]:

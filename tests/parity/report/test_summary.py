@@ -183,3 +183,19 @@ def test_an_unevaluated_check_never_lets_a_run_pass() -> None:
     result = RunResult(case="c", stamp="20240131T235959Z", levels=("L2",),
                        backends=("tensorflow", "torch"), checks=(error,), backend_runs=crashed)
     assert result.first_divergence is None and result.exit_code == 3
+
+
+def test_worst_elements_and_measured_read_as_text() -> None:
+    """The first divergence lists worst elements as index, values, error and its multiple of the
+    bound (not raw JSON), and leaves bookkeeping fields out of the measured line."""
+    from parity.report.summary import _element_text, format_measured
+
+    element = {"index": [1, 0, 9, 4], "expected": [0.0, 0.0], "actual": [0.675, 0.414],
+               "diff": 0.7918, "rel": None, "excess": 99776.5}
+    assert _element_text(element) == \
+        "[1, 0, 9, 4] expected 0+0j, actual 0.675+0.414j (error 0.79 = 9.98e+04x its bound)"
+    real = {"index": [3], "expected": 0.5, "actual": 0.6, "diff": 0.1, "rel": 0.2, "excess": 10.0}
+    assert _element_text(real) == "[3] expected 0.5, actual 0.6 (error 0.1 = 10x its bound)"
+    line = format_measured({"name": "x.x", "passed": False, "kind_ok": True, "message": "m",
+                            "max_abs_error": 1.25})
+    assert line == "max_abs_error=1.25"
