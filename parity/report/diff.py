@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from parity.report.formatting import capped, flatten, format_value
 from parity.report.runs import load_report
-from parity.report.summary import capped, flatten, format_value
 
 __all__ = ["DIFF_REL_THRESHOLD", "diff_runs"]
 

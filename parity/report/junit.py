@@ -17,7 +17,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from pathlib import Path
 
-from parity.report.summary import format_measured, format_tolerance, report_levels
+from parity.report.formatting import format_measured, format_tolerance
+from parity.report.summary import report_levels
 from parity.results import BackendRun, Check, RunResult
 
 __all__ = ["render_junit"]

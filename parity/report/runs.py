@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from parity.report.bundle import BUNDLE_FILES, COMPLETE_MARKER, STAGING_PREFIX, bundle_name
+from parity.report.formatting import capped
 from parity.report.report_schema import validate_report
-from parity.report.summary import capped
 
 __all__ = [
     "BundleError",

@@ -6,30 +6,31 @@ metrics against the truth and their deltas; alignment parameters; the L5 multi-s
 tests (only in that mode); config (with the sizing used); provenance (with the fields a reviewer
 needs that were not recorded); warnings; figure links.
 
-The formatting helpers (:func:`format_value`, :func:`flatten`, :func:`format_measured`,
-:func:`format_tolerance`, :func:`capped`) are shared by :mod:`parity.report.junit`,
-:mod:`parity.report.runs` and :mod:`parity.report.diff`
-so that the three texts print a check's numbers the same way.
+Numbers, tolerances and worst elements are printed by :mod:`parity.report.formatting`, shared
+with the other report texts.
 """
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from parity.report.formatting import (
+    BOOKKEEPING_MEASURED,
+    element_text,
+    flatten,
+    format_measured,
+    format_tolerance,
+    format_value,
+    is_scalar,
+    plain,
+)
 from parity.results import LEVELS, VERDICTS, Check, RunResult
 
 __all__ = [
     "MAX_SUMMARY_BYTES",
     "MEASURED_COLUMNS",
     "VERDICT_LABELS",
-    "capped",
-    "flatten",
-    "format_measured",
-    "format_tolerance",
-    "format_value",
     "render_summary",
     "report_levels",
 ]
@@ -67,77 +68,7 @@ _ALIGNMENT_KEYS: tuple[str, ...] = ("alignment", "align", "registration", "shift
                                     "ramp")
 
 _EXTRA_MEASURED_SHOWN = 3  # other measured scalars shown in the "other" column
-#: Measured fields that are bookkeeping, not measurements (the verdict column says the outcome).
-_BOOKKEEPING_MEASURED = frozenset({"name", "passed", "kind_ok", "message"})
 _WORST_SHOWN = 5  # worst elements listed for the first divergence
-
-
-def format_value(value: Any) -> str:
-    """Short text of a scalar, a short sequence or anything else (``n/a`` for None).
-
-    Floats use 4 significant digits between 1e-3 and 1e4 (more when 4 would round a
-    non-integer to a whole number, e.g. a cosine of 0.99999) and scientific notation otherwise,
-    so that tolerances such as ``1e-06`` stay readable.
-    """
-    value = _plain(value)
-    if value is None:
-        return "n/a"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        if value == 0.0:
-            return "0"
-        if 1e-3 <= abs(value) < 1e4:
-            # 4 digits, more when rounding would make a non-integer look whole (a cosine of
-            # 0.99999 must not print as 1)
-            for digits in range(4, 18):
-                text = f"{value:.{digits}g}"
-                if float(text) == value or not float(text).is_integer():
-                    return text
-            return repr(value)
-        return f"{value:.3e}"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, Sequence):
-        items = [format_value(v) for v in list(value)[:8]]
-        more = ", ..." if len(value) > 8 else ""
-        return "[" + ", ".join(items) + more + "]"
-    return json.dumps(value, default=str)[:200]
-
-
-def _plain(value: Any) -> Any:
-    """NumPy scalars and arrays -> Python scalars and lists (NaN kept, unlike ``jsonable``)."""
-    tolist = getattr(value, "tolist", None)
-    return tolist() if callable(tolist) and not isinstance(value, str) else value
-
-
-#: Lines a listing section shows; the rest is counted, not listed.
-MAX_SECTION_LINES = 200
-
-
-def capped(lines: list[str], limit: int = MAX_SECTION_LINES) -> list[str]:
-    """``lines``, or its first ``limit`` and a line counting the rest."""
-    if len(lines) <= limit:
-        return lines
-    return [*lines[:limit], f"  ... and {len(lines) - limit} more"]
-
-
-def flatten(mapping: Mapping[str, Any], *, prefix: str = "") -> dict[str, Any]:
-    """Nested mappings -> ``{"a.b.c": leaf}`` (sequences are leaves)."""
-    flat: dict[str, Any] = {}
-    for key, value in mapping.items():
-        name = f"{prefix}.{key}" if prefix else str(key)
-        if isinstance(value, Mapping):
-            flat.update(flatten(value, prefix=name))
-        else:
-            flat[name] = value
-    return flat
 
 
 def report_levels(result: RunResult) -> list[str]:
@@ -151,52 +82,6 @@ def _lookup(measured: Mapping[str, Any], aliases: Iterable[str]) -> tuple[str, A
         if key in measured:
             return key, measured[key]
     return None
-
-
-def _is_scalar(value: Any) -> bool:
-    return value is None or isinstance(value, bool | int | float | str)
-
-
-def format_measured(measured: Mapping[str, Any]) -> str:
-    """Every scalar of ``measured`` (flattened) as ``key=value`` in one line; lists and
-    bookkeeping fields (name, passed, kind_ok, message) left out."""
-    parts = [f"{k}={format_value(v)}" for k, v in flatten(measured).items()
-             if _is_scalar(_plain(v)) and k.split(".")[-1] not in _BOOKKEEPING_MEASURED]
-    return ", ".join(parts) if parts else "(nothing measured)"
-
-
-#: Tolerance fields a table cell leaves out: the entry's key (the row names the check), the
-#: calibration note (report.json keeps it) and the registry's reference.
-_TOLERANCE_KEY_FIELDS = frozenset({"level", "stage", "quantity", "dtype", "device", "calibration",
-                                   "reference", "backend"})
-
-
-def _quiet_field(key: str, value: Any) -> bool:
-    """Fields that say nothing in a cell: key fields, and settings at their neutral value."""
-    name = key.split(".")[-1]
-    return (name in _TOLERANCE_KEY_FIELDS or value is None
-            or (name == "max_fraction" and value == 0) or (name == "atol_scale"
-                                                          and value == "absolute"))
-
-
-def format_tolerance(tolerance: Mapping[str, Any], *, with_reason: bool = True) -> str:
-    """``rtol=1e-05, atol=1e-06 (reason)``; ``none`` when no tolerance applies.
-
-    Nested entries (a divergence allowance) are flattened (``allowance.rtol=...``); every
-    ``reason`` goes into the parentheses, prefixed by its entry when nested. The entry's key,
-    its calibration note and neutral settings are left out (report.json has everything).
-    """
-    if not tolerance:
-        return "none"
-    flat = {k: v for k, v in flatten(tolerance).items() if not _quiet_field(k, v)}
-    is_reason = [k for k in flat if k.split(".")[-1] == "reason"]
-    parts = [f"{k}={format_value(v)}" for k, v in flat.items() if k not in is_reason]
-    text = ", ".join(parts) if parts else "(no values)"
-    reasons = [f"{k[:-len('.reason')]}: {flat[k]}" if "." in k else str(flat[k])
-               for k in is_reason if flat[k]]
-    if with_reason and reasons:
-        text += f" ({'; '.join(reasons)})"
-    return text
 
 
 def _cell(text: Any) -> str:
@@ -213,8 +98,8 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
 
 
 def _check_row(check: Check) -> list[str]:
-    measured = {k: _plain(v) for k, v in flatten(check.measured).items()
-                if k not in _BOOKKEEPING_MEASURED}
+    measured = {k: plain(v) for k, v in flatten(check.measured).items()
+                if k not in BOOKKEEPING_MEASURED}
     name = check.stage if check.quantity == check.stage else f"{check.stage} / {check.quantity}"
     row = [name, f"{check.backend} vs {check.reference}"]
     used: set[str] = set()
@@ -226,7 +111,7 @@ def _check_row(check: Check) -> list[str]:
             used.add(hit[0])
             row.append(format_value(hit[1]))
     extras = [f"{k}={format_value(v)}" for k, v in measured.items()
-              if k not in used and _is_scalar(v)]
+              if k not in used and is_scalar(v)]
     if len(extras) > _EXTRA_MEASURED_SHOWN:
         extras = [*extras[:_EXTRA_MEASURED_SHOWN], "..."]
     row += [", ".join(extras), format_tolerance(check.tolerance),
@@ -252,35 +137,14 @@ def _first_divergence(result: RunResult) -> list[str]:
     ]
     if first.message:
         lines.append(f"- message: {first.message}")
-    for key, value in ((k, _plain(v)) for k, v in first.measured.items()):
+    for key, value in ((k, plain(v)) for k, v in first.measured.items()):
         if isinstance(value, Sequence) and not isinstance(value, str) and value:
             if all(isinstance(v, int) for v in value):  # a shape or an index
                 lines.append(f"- {key}: {tuple(value)}")
                 continue
-            shown = [_element_text(v) for v in list(value)[:_WORST_SHOWN]]
+            shown = [element_text(v) for v in list(value)[:_WORST_SHOWN]]
             lines.append(f"- {key} (first {len(shown)} of {len(value)}): " + "; ".join(shown))
     return lines
-
-
-def _element_text(element: Any) -> str:
-    """One worst element (:meth:`parity.comparison_results.WorstElement.to_dict`) as ``[i, j]
-    expected 0.675, actual 0.681 (error 0.0061 = 12x its bound)``; anything else as short JSON."""
-    if not isinstance(element, Mapping) or "index" not in element:
-        return json.dumps(element, default=str)[:200]
-
-    def short(value: Any) -> str:
-        value = _plain(value)
-        if isinstance(value, Sequence) and len(value) == 2 and not isinstance(value, str):
-            return f"{value[0]:.3g}{value[1]:+.3g}j"  # complex stored as [re, im]
-        return f"{value:.3g}" if isinstance(value, float) else format_value(value)
-
-    text = (f"{list(element['index'])} expected {short(element.get('expected'))}, actual "
-            f"{short(element.get('actual'))}")
-    if isinstance(element.get("diff"), float):
-        text += f" (error {element['diff']:.2g}"
-        excess = element.get("excess")
-        text += f" = {excess:.3g}x its bound)" if isinstance(excess, float) else ")"
-    return text
 
 
 def _level_sections(result: RunResult, *, include_passes: bool) -> list[str]:
@@ -321,7 +185,7 @@ def _is_alignment(key: str) -> bool:
 
 def _is_curve(value: Any) -> bool:
     """A long sequence (an FRC curve): drawn in a figure, not printed in a table."""
-    value = _plain(value)
+    value = plain(value)
     return isinstance(value, Sequence) and not isinstance(value, str) and len(value) > 4
 
 

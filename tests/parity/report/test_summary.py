@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from parity.report import summary
-from parity.report.summary import format_tolerance, format_value, render_summary
+from parity.report.summary import render_summary
 from parity.results import BackendRun, Check, RunResult
 
 TOL = {"rtol": 1e-5, "atol": 1e-6, "reason": "f32 FFT vs f64 oracle"}
@@ -115,21 +115,6 @@ def test_summary_respects_the_size_cap(monkeypatch: pytest.MonkeyPatch) -> None:
     assert cut.endswith("**Summary cut at the size cap; the full record is report.json.**\n")
 
 
-@pytest.mark.parametrize(("value", "text"), [
-    (None, "n/a"), (True, "true"), (3, "3"), (0.0, "0"), (0.5, "0.5"), (1e-6, "1.000e-06"),
-    (123456.0, "1.235e+05"), (0.99999, "0.99999"), (0.99999994, "0.9999999"), (2.0, "2"),
-    (float("nan"), "nan"), (float("-inf"), "-inf"),
-    ([1, 2.5], "[1, 2.5]"), (list(range(10)), "[0, 1, 2, 3, 4, 5, 6, 7, ...]"),
-])
-def test_format_value(value: object, text: str) -> None:
-    assert format_value(value) == text
-
-
-def test_format_tolerance() -> None:
-    assert format_tolerance({}) == "none"
-    assert format_tolerance(TOL, with_reason=False) == "rtol=1.000e-05, atol=1.000e-06"
-
-
 def test_summary_reads_numpy_and_nested_measured_values() -> None:
     import numpy as np
 
@@ -183,19 +168,3 @@ def test_an_unevaluated_check_never_lets_a_run_pass() -> None:
     result = RunResult(case="c", stamp="20240131T235959Z", levels=("L2",),
                        backends=("tensorflow", "torch"), checks=(error,), backend_runs=crashed)
     assert result.first_divergence is None and result.exit_code == 3
-
-
-def test_worst_elements_and_measured_read_as_text() -> None:
-    """The first divergence lists worst elements as index, values, error and its multiple of the
-    bound (not raw JSON), and leaves bookkeeping fields out of the measured line."""
-    from parity.report.summary import _element_text, format_measured
-
-    element = {"index": [1, 0, 9, 4], "expected": [0.0, 0.0], "actual": [0.675, 0.414],
-               "diff": 0.7918, "rel": None, "excess": 99776.5}
-    assert _element_text(element) == \
-        "[1, 0, 9, 4] expected 0+0j, actual 0.675+0.414j (error 0.79 = 9.98e+04x its bound)"
-    real = {"index": [3], "expected": 0.5, "actual": 0.6, "diff": 0.1, "rel": 0.2, "excess": 10.0}
-    assert _element_text(real) == "[3] expected 0.5, actual 0.6 (error 0.1 = 10x its bound)"
-    line = format_measured({"name": "x.x", "passed": False, "kind_ok": True, "message": "m",
-                            "max_abs_error": 1.25})
-    assert line == "max_abs_error=1.25"
