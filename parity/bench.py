@@ -33,7 +33,8 @@ import numpy as np
 from parity.config import ModelConfig, TrainConfig
 from parity.contract import Adapter, PreparedData
 
-__all__ = ["add_bench_command", "bench_backend", "render_markdown", "run_bench"]
+__all__ = ["add_bench_command", "bench_backend", "check_bench_settings", "device_ratios",
+           "run_bench"]
 
 
 def _synthetic_data(n_groups: int, config: ModelConfig, seed: int) -> PreparedData:
@@ -316,105 +317,6 @@ def device_ratios(reference: Mapping[str, Any], other: Mapping[str, Any]) -> dic
     return out
 
 
-def render_markdown(figures: Mapping[str, Any]) -> str:
-    """The benchmark as markdown tables (one section per device, then the device ratios)."""
-    if "by_device" not in figures:
-        return _render_device(figures)
-    devices = list(figures["by_device"])
-    parts = [_render_device(figures["by_device"][d]) for d in devices]
-    lines = [f"# {devices[1]} / {devices[0]}", "", "| backend | groups | N | batch | train | "
-             "infer | stitch |", "|---|---|---|---|---|---|---|"]
-    for backend, entry in figures["device_ratios"].items():
-        lines += [f"| {backend} | {_ratio_cells(r)} |" for r in entry["rows"]]
-        if "case_stitch_speedup" in entry:
-            lines.append(f"| {backend} | case stitching | | | | | "
-                         f"{entry['case_stitch_speedup']:.3g} |")
-    if not any(entry["rows"] for entry in figures["device_ratios"].values()):
-        lines += ["", "No ratio: no backend ran on both devices (see the failures above)."]
-    return "\n".join(parts) + "\n" + "\n".join(lines) + "\n"
-
-
-def _ratio_cells(ratio: Mapping[str, Any]) -> str:
-    """``groups | N | batch | train | infer | stitch`` of one ratio row ('-' where missing)."""
-    cells = [str(ratio[k]) for k in ("n_groups", "N", "batch_size")]
-    cells += [f"{ratio[k]:.3g}" if k in ratio else "-" for k in THROUGHPUTS]
-    return " | ".join(cells)
-
-
-#: Longest failure message in a markdown table cell (bench.json keeps the whole message).
-FAILURE_CELL_CHARS = 160
-
-
-def _table_cell(message: str) -> str:
-    """The first line of ``message``, ``|`` escaped, cut at :data:`FAILURE_CELL_CHARS` with
-    a pointer to the full text."""
-    first = (message.splitlines() or [""])[0].replace("|", "\\|")
-    if len(first) > FAILURE_CELL_CHARS or len(message.splitlines()) > 1:
-        first = first[:FAILURE_CELL_CHARS].rstrip() + " ... (full message in bench.json)"
-    return first
-
-
-def _render_device(figures: Mapping[str, Any]) -> str:
-    device = figures.get("device") or "auto (each backend: its GPU when it sees one, else the CPU)"
-    heading = f"# Benchmark: case {figures['case']}, device {device}"
-    kernels = ("deterministic kernels" if figures.get("deterministic", BENCH_DETERMINISTIC) else
-               "non-deterministic kernels (a parity run uses deterministic ones)")
-    sizing = figures.get("sizing", "")
-    lines = [heading, "", "; ".join(filter(None, [f"case: {sizing}" if sizing else "", kernels])),
-             "", "Sweep rows time seeded synthetic groups with the case's model at the listed N "
-             "and batch size (the stitching table below uses the case's own geometry); epoch "
-             "times of every row are in bench.json.", ""]
-    lines += ["| backend | groups | N | batch | train groups/s | infer groups/s | stitch Mpx/s | "
-              "loop Mpx/s | stitch speed-up | peak RSS MB | GPU peak MB |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
-
-    def fmt(value: Any, scale: float = 1.0) -> str:
-        return "-" if value is None else f"{value / scale:.3g}"
-
-    for backend, record in figures["backends"].items():
-        if record.get("status") != "ok":
-            lines.append(f"| {backend} | failed ({record.get('status')}): "
-                         f"{_table_cell(record.get('message', ''))} |")
-        for row in record.get("rows", []):
-            lines.append(f"| {backend} | {row['n_groups']} | {row['N']} | {row['batch_size']} | "
-                         f"{fmt(row['train_groups_per_s'])} | {fmt(row['infer_groups_per_s'])} | "
-                         f"{fmt(row['stitch_pixels_per_s'], 1e6)} | "
-                         f"{fmt(row['stitch_loop_pixels_per_s'], 1e6)} | "
-                         f"{fmt(row['stitch_speedup'])} | {fmt(row['peak_rss_mb'])} | "
-                         f"{fmt(row.get('gpu_peak_mb'))} |")
-    scopes = {row.get("peak_rss_scope", "process") for record in figures["backends"].values()
-              for row in record.get("rows", [])}
-    if scopes:
-        lines += ["", "Peak memory is per sweep point (training, inference and stitching of that "
-                      "point)" if scopes == {"point"} else
-                  "Peak RSS is the process's peak up to each sweep point (this OS cannot reset "
-                  "it); GPU peak is per sweep point"]
-    stitched = {b: r["case_stitch"] for b, r in figures["backends"].items() if r.get("case_stitch")}
-    if stitched:
-        lines += ["", f"Stitching on the case's own geometry (median of {STITCH_REPEATS} calls "
-                      f"after {STITCH_WARMUP} warm-up; loop: median of {LOOP_REPEATS}); target "
-                      f">= {STITCH_SPEEDUP_TARGET:g}x the per-patch loop:", "",
-                  "| backend | patches | canvas | crop | vectorised ms | loop ms | speed-up | "
-                  "target |", "|---|---|---|---|---|---|---|---|"]
-        for backend, c in stitched.items():
-            met = "met" if c["stitch_speedup"] >= STITCH_SPEEDUP_TARGET else "NOT met"
-            lines.append(f"| {backend} | {c['patches']} | {c['canvas_px'][0]}x{c['canvas_px'][1]} "
-                         f"| {c['crop_px']} | {c['stitch_ms']:.3g} | {c['loop_ms']:.3g} | "
-                         f"{c['stitch_speedup']:.3g} | {met} |")
-    if figures.get("ratios"):
-        lines += ["", "torch / tensorflow ratios:", "",
-                  "| groups | N | batch | train | infer | stitch |", "|---|---|---|---|---|---|"]
-        lines += [f"| {_ratio_cells(r)} |" for r in figures["ratios"]]
-    if figures.get("ladder"):
-        ladder = figures["ladder"]
-        lines += ["", f"`parity run` on the case: {ladder['wall_seconds']:.1f} s wall, verdict "
-                      f"{ladder['verdict']}", "", "| backend | task | seconds |", "|---|---|---|"]
-        for backend, tasks in ladder["tasks"].items():
-            for name, seconds in tasks.items():
-                lines.append(f"| {backend} | {name} | {fmt(seconds)} |")
-    return "\n".join(lines) + "\n"
-
-
 def add_bench_command(sub: Any) -> None:
     """Register ``parity bench``."""
     parser = sub.add_parser("bench", help="throughput and memory of each backend, side by side")
@@ -434,6 +336,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     Every option is checked before any work (a typo in ``--out`` must not cost a finished
     benchmark).
     """
+    from parity.bench_report import render_markdown
     from parity.cli_options import check_device, parse_names, reports_dir
     from parity.report.bundle import new_bundle_dir, stamp_now
 

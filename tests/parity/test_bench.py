@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from fixtures.cases import get_case
-from parity import bench
+from parity import bench, bench_report
 from parity.oracle.adapter import OracleAdapter
 from parity.oracle.stitch import canvas_geometry
 from parity.prepare import group_container, prepare
@@ -86,7 +86,7 @@ def test_report_states_whether_the_stitching_target_is_met() -> None:
     backends = {"tensorflow": _backend_record(120.0), "torch": _backend_record(30.0)}
     figures = {"case": "default", "sizing": "", "backends": backends,
                "ratios": bench._ratios(backends)}
-    text = bench.render_markdown(figures)
+    text = bench_report.render_markdown(figures)
     assert "| tensorflow | 361 | 115x115 | 20 | 0.833 | 100 | 120 | met |" in text
     assert "| torch | 361 | 115x115 | 20 | 3.33 | 100 | 30 | NOT met |" in text
     assert f"target >= {bench.STITCH_SPEEDUP_TARGET:g}x" in text
@@ -99,7 +99,7 @@ def test_report_states_whether_the_stitching_target_is_met() -> None:
 def test_report_names_a_failed_backend_and_keeps_the_other() -> None:
     backends = {"tensorflow": {"status": "crashed", "message": "exit code -11"},
                 "torch": _backend_record(80.0)}
-    text = bench.render_markdown({"case": "default", "sizing": "", "backends": backends})
+    text = bench_report.render_markdown({"case": "default", "sizing": "", "backends": backends})
     assert "| tensorflow | failed (crashed): exit code -11 |" in text
     assert "| torch | 361 | 115x115 | 20 | 1.25 | 100 | 80 | met |" in text
 
@@ -135,7 +135,7 @@ def test_two_devices_get_each_backends_throughput_ratios() -> None:
                                         "stitch_pixels_per_s": 10.0}]
     assert ratios["torch"]["case_stitch_speedup"] == pytest.approx(10.0)
     assert ratios["tensorflow"] == {"rows": []}  # failed on the second device: no ratio
-    text = bench.render_markdown({"case": "default", "by_device": {"cpu": cpu, "cuda": gpu},
+    text = bench_report.render_markdown({"case": "default", "by_device": {"cpu": cpu, "cuda": gpu},
                                   "device_ratios": ratios})
     assert "# Benchmark: case default, device cpu" in text
     assert "| tensorflow | failed (error): no GPU |" in text
@@ -203,7 +203,7 @@ def test_device_table_says_when_no_backend_ran_on_both() -> None:
     cpu = {"case": "default", "device": "cpu", "backends": {"torch": _backend_record(40.0)}}
     gpu = {"case": "default", "device": "cuda",
            "backends": {"torch": {"status": "error", "message": "no CUDA"}}}
-    text = bench.render_markdown({"case": "default", "by_device": {"cpu": cpu, "cuda": gpu},
+    text = bench_report.render_markdown({"case": "default", "by_device": {"cpu": cpu, "cuda": gpu},
                                   "device_ratios": bench.device_ratios(cpu, gpu)})
     assert "| torch | failed (error): no CUDA |" in text
     assert "No ratio: no backend ran on both devices" in text
