@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from parity.io._files import HDF5_SIGNATURE, atomic_output
 from parity.io._product import Product
 
 __all__ = ["HDF5_SUFFIXES", "LEGACY_KEYS", "read_product", "write_product"]
@@ -45,7 +46,6 @@ _DATASETS = {"probe_position_indexes", "probe_position_x_m", "probe_position_y_m
              "loss_epochs", "loss_values", "costs", "object_layer_distance_m"}
 _NPZ_GEOMETRY = ("probe_pixel_width_m", "probe_pixel_height_m", "object_center_x_m",
                  "object_center_y_m", "object_pixel_width_m", "object_pixel_height_m")
-_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 def _scalar(value: Any) -> Any:
@@ -229,7 +229,7 @@ def _read_npz(path: Path) -> Product:
 
 def _is_hdf5(path: Path) -> bool:
     with open(path, "rb") as handle:
-        return handle.read(len(_HDF5_SIGNATURE)) == _HDF5_SIGNATURE
+        return handle.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE
 
 
 def read_product(path: str | Path) -> Product:
@@ -329,10 +329,8 @@ def write_product(product: Product, path: str | Path) -> Path:
     if suffix not in (*HDF5_SUFFIXES, ".npz"):
         raise ValueError(f"cannot tell the product format from {path.name!r}; use one of "
                          f"{[*HDF5_SUFFIXES, '.npz']}")
-    partial = path.with_name(path.name + ".partial")
     attrs, datasets = _entries(product, npz=suffix == ".npz")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(path) as partial:
         if suffix == ".npz":
             with open(partial, "wb") as handle:
                 np.savez(handle, **{k: np.asarray(v) for k, v in {**attrs, **datasets}.items()})
@@ -351,9 +349,4 @@ def write_product(product: Product, path: str | Path) -> Path:
                 obj["center_y_m"] = product.object_center_y_m
                 obj["pixel_width_m"] = product.object_pixel_width_m
                 obj["pixel_height_m"] = product.object_pixel_height_m
-        partial.replace(path)
-    except OSError as err:
-        raise ValueError(f"{path}: cannot be written ({err.strerror or err})") from err
-    finally:
-        partial.unlink(missing_ok=True)
     return path

@@ -25,6 +25,7 @@ from parity.container import (
     ContainerMetadata,
     ContainerTypeError,
 )
+from parity.io._files import HDF5_SIGNATURE, NPY_SIGNATURE, ZIP_SIGNATURES, atomic_output, read_head
 from parity.truth_coverage import check_truth_coverage
 
 __all__ = ["read_npz", "write_npz"]
@@ -56,22 +57,11 @@ def write_npz(container: Container, path: str | Path) -> Path:
     }
     if container.object_truth is not None:
         arrays["objectGuess"] = container.object_truth
-    partial = path.with_name(path.name + ".partial")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(partial, "wb") as handle:
-            np.savez_compressed(handle, **arrays)
-        partial.replace(path)
-    except OSError as err:
-        raise ValueError(f"{path}: cannot be written ({err.strerror or err})") from err
-    finally:
-        partial.unlink(missing_ok=True)
+    with atomic_output(path) as partial, open(partial, "wb") as handle:
+        np.savez_compressed(handle, **arrays)
     return path
 
 
-_ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06")  # a member first; an empty archive
-_NPY_SIGNATURE = b"\x93NUMPY"
-_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _READ_ERRORS = (OSError, zipfile.BadZipFile, EOFError, zlib.error)
 _JSON_KINDS = {list: "array", str: "string", int: "number", float: "number", bool: "boolean",
                type(None): "null"}
@@ -81,25 +71,17 @@ def _open_npz(path: Path) -> Any:
     """``np.load(path)`` of an NPZ archive, with a message for each kind of file that is not one."""
     if not path.exists():
         raise FileNotFoundError(f"no such container file: {path}")
-    if path.is_dir():
-        raise ContainerError(f"{path} is a directory, not an NPZ container file")
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(8)
-    except OSError as err:
-        raise ContainerError(f"{path}: cannot be read ({err.strerror or err})") from err
-    if not head:
-        raise ContainerError(f"{path} is empty (0 bytes), not an NPZ container")
-    if head.startswith(_NPY_SIGNATURE):
+    head = read_head(path, ContainerError, "an NPZ container file")
+    if head.startswith(NPY_SIGNATURE):
         raise ContainerError(
             f"{path} holds a single NumPy array (.npy format), not an NPZ container; save the "
             "arrays together: np.savez(path, diffraction=..., xcoords=..., ycoords=..., "
             "probeGuess=...)"
         )
-    if head == _HDF5_SIGNATURE:
+    if head == HDF5_SIGNATURE:
         raise ContainerError(f"{path} is an HDF5 file, not an NPZ container; a ptychodus product "
                              "converts with `parity convert`")
-    if not head.startswith(_ZIP_SIGNATURES):
+    if not head.startswith(ZIP_SIGNATURES):
         raise ContainerError(f"{path} is not an NPZ (zip) file: it starts with {head!r}, not with "
                              "the zip signature 'PK'; expected an archive written by np.savez")
     try:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from parity.container import Container
+from parity.io._files import HDF5_SIGNATURE, NPY_SIGNATURE, ZIP_SIGNATURES, read_head
 from parity.io.container_npz import read_npz, write_npz
 from parity.io.detector import fill_bad_pixels
 from parity.io.ptychodus import (
@@ -40,9 +41,6 @@ FORMATS: tuple[str, ...] = ("container-npz", "product-h5", "product-npz", "diffr
 #: Formats :func:`convert` can write.
 OUTPUT_FORMATS: tuple[str, ...] = ("container-npz", "product-h5", "product-npz")
 
-_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-_ZIP_SIGNATURE = b"PK\x03\x04"
-_NPY_SIGNATURE = b"\x93NUMPY"
 
 #: Entries every ptychodus product holds; a file with two or more of them is taken for a product.
 _PRODUCT_ENTRIES = ("probe_position_indexes", "probe_position_x_m", "probe_position_y_m",
@@ -81,21 +79,11 @@ def detect_format(path: str | Path) -> str:
         formats).
     """
     path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"{path} is a directory, not a data file")
-    if not path.is_file():
-        raise FileNotFoundError(f"no such file: {path}")
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(8)
-    except OSError as err:
-        raise ValueError(f"{path}: cannot be read ({err.strerror or err})") from err
-    if not head:
-        raise ValueError(f"{path} is empty (0 bytes); recognised formats: {', '.join(FORMATS)}")
-    if head.startswith(_NPY_SIGNATURE):
+    head = read_head(path, ValueError, f"a data file (recognised formats: {', '.join(FORMATS)})")
+    if head.startswith(NPY_SIGNATURE):
         raise ValueError(f"{path} holds a single NumPy array (.npy format), not an NPZ archive "
                          f"or an HDF5 file; recognised formats: {', '.join(FORMATS)}")
-    if head == _HDF5_SIGNATURE:
+    if head == HDF5_SIGNATURE:
         import h5py
 
         try:
@@ -104,7 +92,7 @@ def detect_format(path: str | Path) -> str:
         except OSError as err:
             raise ValueError(f"{path} is not a readable HDF5 file: {err}") from err
         return _kind_from_keys(path, keys, "h5")
-    if head.startswith(_ZIP_SIGNATURE):
+    if head.startswith(ZIP_SIGNATURES):
         try:
             with np.load(path, allow_pickle=False) as archive:
                 keys = set(archive.files)
