@@ -4,7 +4,7 @@ first bytes), and writing a file atomically (a ``.partial`` sibling renamed into
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 __all__ = ["HDF5_SIGNATURE", "NPY_SIGNATURE", "ZIP_SIGNATURES", "atomic_output", "read_head"]
@@ -60,4 +60,5 @@ def atomic_output(path: Path) -> Iterator[Path]:
     except OSError as err:
         raise ValueError(f"{path}: cannot be written ({err.strerror or err})") from err
     finally:
-        partial.unlink(missing_ok=True)
+        with suppress(OSError):  # nothing to clean where the directory itself was the problem
+            partial.unlink(missing_ok=True)
