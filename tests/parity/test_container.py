@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from fixtures.tiny import TINY_N, TINY_PATTERNS, tiny_container_kwargs
 from parity.container import (
     Container,
     ContainerError,
@@ -15,21 +16,11 @@ from parity.container import (
     ContainerTypeError,
 )
 
-N = 8
-n = 5
+N = TINY_N
+n = TINY_PATTERNS
 
 
-def _valid() -> dict[str, Any]:
-    rng = np.random.default_rng(1)
-    return {
-        "diffraction": rng.uniform(0.0, 2.0, size=(n, N, N)).astype(np.float32),
-        "positions_px": np.array([[10.5, 12.25], [14.0, 12.5], [18.75, 13.0], [11.0, 20.5],
-                                  [17.25, 21.0]]),
-        "probe": (rng.normal(size=(N, N)) + 1j * rng.normal(size=(N, N))).astype(np.complex64),
-        "object_truth": np.exp(1j * rng.uniform(-1, 1, size=(40, 32))).astype(np.complex64),
-        "metadata": ContainerMetadata(name="tiny", nphotons=1e6, gridsize=2, K=4, seed=3,
-                                      provenance={"kind": "test"}),
-    }
+_valid = tiny_container_kwargs
 
 
 def _with(**changes: Any) -> dict[str, Any]:
