@@ -13,12 +13,13 @@ an upstream issue). Semantics (jax2tf's limitation table, in our words):
 from __future__ import annotations
 
 import fnmatch
-import math
 import tomllib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from parity.tolerances import check_number, check_strings
 
 __all__ = ["DEFAULT_REGISTRY", "DEVICES", "Divergence", "DivergenceRegistry", "load_registry"]
 
@@ -46,17 +47,11 @@ class Divergence:
     device: str = "*"
 
     def __post_init__(self) -> None:
-        for name in ("id", "backend", "level", "stage", "quantity", "reason", "reference",
-                     "device"):
-            if not isinstance(getattr(self, name), str):
-                raise ValueError(f"divergence {self.id!r}: {name}={getattr(self, name)!r}; "
-                                 "expected a string")
-        for name in ("rtol", "atol"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) \
-                    or not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"divergence {self.id!r}: {name}={value!r}; expected a finite "
-                                 "number >= 0")
+        where = f"divergence {self.id!r}"
+        check_strings(self, ("id", "backend", "level", "stage", "quantity", "reason",
+                             "reference", "device"), where=where)
+        check_number(self, "rtol", where=where, low=0.0)
+        check_number(self, "atol", where=where, low=0.0)
         if not self.reason.strip():
             raise ValueError(f"divergence {self.id!r} has no reason (it is shown with every "
                              "check it turns into 'known')")

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["ATOL_SCALES", "DEFAULT_TABLE", "AmbiguousToleranceError", "EquivalenceMargin",
-           "Tolerance", "ToleranceTable", "load_table"]
+           "Tolerance", "ToleranceTable", "check_number", "check_strings", "load_table"]
 
 #: The project's tolerance file.
 DEFAULT_TABLE = Path(__file__).with_name("tolerances.toml")
@@ -82,18 +82,16 @@ class Tolerance:
     noise_factor: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("level", "stage", "quantity", "dtype", "device", "reason", "atol_scale",
-                     "calibration"):
-            if not isinstance(getattr(self, name), str):
-                raise ValueError(f"tolerance {self.key}: {name}={getattr(self, name)!r}; "
-                                 "expected a string")
-        _check_number(self, "rtol", low=0.0)
-        _check_number(self, "atol", low=0.0)
-        _check_number(self, "max_fraction", low=0.0, high=1.0, high_open=True)
+        where = f"tolerance {self.key}"
+        check_strings(self, ("level", "stage", "quantity", "dtype", "device", "reason",
+                             "atol_scale", "calibration"), where=where)
+        check_number(self, "rtol", where=where, low=0.0)
+        check_number(self, "atol", where=where, low=0.0)
+        check_number(self, "max_fraction", where=where, low=0.0, high=1.0, high_open=True)
         if self.min_cosine is not None:
-            _check_number(self, "min_cosine", low=-1.0, high=1.0)
+            check_number(self, "min_cosine", where=where, low=-1.0, high=1.0)
         if self.noise_factor is not None:
-            _check_number(self, "noise_factor", low=1.0)
+            check_number(self, "noise_factor", where=where, low=1.0)
         if self.atol_scale not in ATOL_SCALES:
             raise ValueError(f"tolerance {self.key}: atol_scale {self.atol_scale!r}; expected "
                              f"one of {', '.join(ATOL_SCALES)}")
@@ -114,17 +112,24 @@ class Tolerance:
         return asdict(self)
 
 
-def _check_number(entry: Any, name: str, *, low: float, high: float = math.inf,
-                  high_open: bool = False) -> None:
-    """ValueError unless ``entry.<name>`` is a finite real number in ``[low, high]`` (or
-    ``[low, high)``); JSON/TOML ``true`` is not a number."""
+def check_strings(entry: Any, names: tuple[str, ...], *, where: str) -> None:
+    """ValueError naming ``where`` and the field unless every ``entry.<name>`` is a string."""
+    for name in names:
+        if not isinstance(getattr(entry, name), str):
+            raise ValueError(f"{where}: {name}={getattr(entry, name)!r}; expected a string")
+
+
+def check_number(entry: Any, name: str, *, where: str, low: float, high: float = math.inf,
+                 high_open: bool = False) -> None:
+    """ValueError naming ``where`` and the field unless ``entry.<name>`` is a finite real number
+    in ``[low, high]`` (or ``[low, high)``); TOML ``true`` is not a number. Shared by the
+    tolerance entries and the divergence allowances."""
     value = getattr(entry, name)
     ok = (not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
           and low <= value and (value < high if high_open else value <= high))
     if not ok:
         upper = "" if high == math.inf else f", {'<' if high_open else '<='} {high:g}"
-        raise ValueError(f"tolerance {entry.key}: {name}={value!r}; expected a finite number "
-                         f">= {low:g}{upper}")
+        raise ValueError(f"{where}: {name}={value!r}; expected a finite number >= {low:g}{upper}")
 
 
 @dataclass(frozen=True)
