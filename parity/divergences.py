@@ -19,16 +19,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from parity.tolerances import check_number, check_strings
+from parity.results import LEVELS
+from parity.tolerances import DEVICES, check_choice, check_number, check_strings
 
-__all__ = ["DEFAULT_REGISTRY", "DEVICES", "Divergence", "DivergenceRegistry", "load_registry"]
+__all__ = ["DEFAULT_REGISTRY", "Divergence", "DivergenceRegistry", "load_registry"]
 
 #: The project's registry file.
 DEFAULT_REGISTRY = Path(__file__).with_name("divergences.toml")
-
-#: Device kinds an allowance may name (the judge's ``device``), or ``*``.
-DEVICES: tuple[str, ...] = ("*", "cpu", "cuda")
-
 
 @dataclass(frozen=True)
 class Divergence:
@@ -50,14 +47,13 @@ class Divergence:
         where = f"divergence {self.id!r}"
         check_strings(self, ("id", "backend", "level", "stage", "quantity", "reason",
                              "reference", "device"), where=where)
+        check_choice(self, "level", LEVELS, where=where)
+        check_choice(self, "device", DEVICES, where=where)
         check_number(self, "rtol", where=where, low=0.0)
         check_number(self, "atol", where=where, low=0.0)
         if not self.reason.strip():
             raise ValueError(f"divergence {self.id!r} has no reason (it is shown with every "
                              "check it turns into 'known')")
-        if self.device not in DEVICES:
-            raise ValueError(f"divergence {self.id!r}: device {self.device!r}; expected one of "
-                             f"{', '.join(DEVICES)}")
 
     def matches(self, *, backend: str, level: str, stage: str, quantity: str,
                 device: str) -> bool:

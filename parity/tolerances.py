@@ -23,8 +23,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ATOL_SCALES", "DEFAULT_TABLE", "AmbiguousToleranceError", "EquivalenceMargin",
-           "Tolerance", "ToleranceTable", "check_number", "check_strings", "load_table"]
+from parity.results import LEVELS
+
+__all__ = ["ATOL_SCALES", "DEFAULT_TABLE", "DEVICES", "AmbiguousToleranceError",
+           "EquivalenceMargin", "Tolerance", "ToleranceTable", "check_choice", "check_number",
+           "check_strings", "load_table"]
 
 #: The project's tolerance file.
 DEFAULT_TABLE = Path(__file__).with_name("tolerances.toml")
@@ -85,6 +88,8 @@ class Tolerance:
         where = f"tolerance {self.key}"
         check_strings(self, ("level", "stage", "quantity", "dtype", "device", "reason",
                              "atol_scale", "calibration"), where=where)
+        check_choice(self, "level", LEVELS, where=where)
+        check_choice(self, "device", DEVICES, where=where)
         check_number(self, "rtol", where=where, low=0.0)
         check_number(self, "atol", where=where, low=0.0)
         check_number(self, "max_fraction", where=where, low=0.0, high=1.0, high_open=True)
@@ -110,6 +115,19 @@ class Tolerance:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (printed next to each measured value in reports)."""
         return asdict(self)
+
+
+#: Device kinds a tolerance entry or divergence allowance may name (``*``: any); the judge
+#: compares on ``cpu`` or ``cuda``.
+DEVICES: tuple[str, ...] = ("*", "cpu", "cuda")
+
+
+def check_choice(entry: Any, name: str, choices: tuple[str, ...], *, where: str) -> None:
+    """ValueError naming ``where``, the field and the choices unless ``entry.<name>`` is one of
+    ``choices``: an entry keyed by a misspelt level or device would silently match nothing."""
+    value = getattr(entry, name)
+    if value not in choices:
+        raise ValueError(f"{where}: {name}={value!r}; expected one of {', '.join(choices)}")
 
 
 def check_strings(entry: Any, names: tuple[str, ...], *, where: str) -> None:

@@ -24,7 +24,8 @@ reason = "offset sign under investigation"
     ('reason = "offset sign under investigation"', 'reason = ""', "has no reason"),
     ("atol = 1e-4", "atol = -1.0", "atol=-1.0; expected a finite number >= 0"),
     ("rtol = 1e-3", "rtol = true", "rtol=True"),
-    ('quantity = "*"', 'quantity = "*"\ndevice = "gpu"', "device 'gpu'; expected one of"),
+    ('quantity = "*"', 'quantity = "*"\ndevice = "gpu"', "device='gpu'; expected one of"),
+    ('level = "L1"', 'level = "L6"', "level='L6'; expected one of L0, L1"),
     ("[[divergence]]", "[[divergences]]", "unknown table(s) ['divergences']"),
 ])
 def test_bad_entries_are_named_with_the_file(tmp_path: Path, old: str, new: str,

@@ -50,6 +50,20 @@ def test_bad_values_name_the_file_entry_and_field(tmp_path: Path, fields: dict[s
     assert str(path) in message and "[[tolerance]] entry 2" in message and needle in message
 
 
+@pytest.mark.parametrize(("old", "new", "needle"), [
+    ('level = "L1"', 'level = "l1"', "level='l1'; expected one of L0, L1, L2, L3, L4, L5"),
+    ('device = "*"', 'device = "gpu"', "device='gpu'; expected one of *, cpu, cuda"),
+])
+def test_a_key_no_check_could_match_is_refused(tmp_path: Path, old: str, new: str,
+                                               needle: str) -> None:
+    """A misspelt level or device would make the entry match nothing, silently."""
+    path = _table(tmp_path, _entry(), _entry(quantity="translated").replace(old, new))
+    with pytest.raises(ValueError) as info:
+        load_table(path)
+    message = str(info.value)
+    assert str(path) in message and "[[tolerance]] entry 2" in message and needle in message
+
+
 def test_a_misspelt_table_is_refused_not_read_as_empty(tmp_path: Path) -> None:
     path = _table(tmp_path, _entry().replace("[[tolerance]]", "[[tolerances]]"))
     with pytest.raises(ValueError, match=r"unknown table\(s\) \['tolerances'\]"):
