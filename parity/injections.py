@@ -3,7 +3,7 @@
 An injection never edits a backend's source. It acts in that backend's worker process only, in one
 of four ways:
 
-* ``wrap``: replace a public backend function (``physics.translate``, ...) by a wrapper, in every
+* ``wrap``: replace a public backend function (``geometry.translate``, ...) by a wrapper, in every
   module of the backend package that holds it;
 * ``constant``: rebind a convention constant (e.g. ``FFT_SHIFT_AXES``) that the backend imported
   from :mod:`parity.conventions`;

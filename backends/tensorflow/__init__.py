@@ -1,7 +1,10 @@
 """TensorFlow 2 / Keras 3 baseline backend of ptycho-parity.
 
-Modules (twins of ``backends/torch``, same names and signatures): :mod:`.physics`, :mod:`.model`,
-:mod:`.train`, :mod:`.infer`, :mod:`.stitch`, :mod:`.adapter`.
+Modules (twins of ``backends/torch``, same names and signatures): :mod:`.physics` (probe, exit
+wave, far field, losses), :mod:`.geometry` (translation, canvas, merge and extract of a group),
+:mod:`.model` (the Keras network), :mod:`.weights` (neutral-weights export and import),
+:mod:`.train` (numerics, loss, Keras trainer, ``fit``), :mod:`.steps` (the exact L3/L4 steps),
+:mod:`.optim`, :mod:`.infer`, :mod:`.stitch`, :mod:`.adapter`.
 
 Importing this package, or :mod:`backends.tensorflow.adapter`, does not import TensorFlow: the
 adapter imports the other modules inside its methods, and the names below resolve lazily (module
@@ -27,14 +30,16 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["ENV_DEFAULTS", "adapter", "infer", "model", "physics", "stitch", "train"]
+__all__ = ["ENV_DEFAULTS", "adapter", "geometry", "infer", "model", "optim", "physics", "steps",
+           "stitch", "train", "weights"]
 
 #: Environment variables set (if unset) before TensorFlow is first imported. ``TF_FORCE_GPU_ALLOW_
 #: GROWTH``: by default TensorFlow maps nearly all memory of every visible GPU when its runtime
 #: starts, which would starve the torch job that runs beside it on the same GPU.
 ENV_DEFAULTS: dict[str, str] = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
 
-_SUBMODULES = ("adapter", "infer", "model", "physics", "stitch", "train")
+_SUBMODULES = ("adapter", "geometry", "infer", "model", "optim", "physics", "steps", "stitch",
+               "train", "weights")
 
 
 def __getattr__(name: str) -> Any:

@@ -121,7 +121,7 @@ class TensorFlowAdapter(Adapter):
         class and the weight shapes of the model actually built (which must match ``derived``).
         """
         net = self._run(_backend("model").build_model, model, seed=train.seed)
-        shapes = {k: list(v.shape) for k, v in _backend("model").export_weights(net).items()}
+        shapes = {k: list(v.shape) for k, v in _backend("weights").export_weights(net).items()}
         return effective_config_dict(
             model, train, backend=self.name, compute_dtype="float32", conv_layout="NHWC",
             output_dtypes="float32/complex64", optimizer_class="keras.optimizers.Adam",
@@ -150,7 +150,7 @@ class TensorFlowAdapter(Adapter):
         def run() -> dict[str, np.ndarray]:
             model_module = _backend("model")
             model = model_module.build_model(config, seed=0)
-            model_module.import_weights(model, weights)
+            _backend("weights").import_weights(model, weights)
             return model_module.forward_outputs(model, batch)
 
         return self._run(run)
@@ -159,14 +159,14 @@ class TensorFlowAdapter(Adapter):
     def loss_and_grads(self, config: ModelConfig, train: TrainConfig,
                        weights: Mapping[str, np.ndarray],
                        batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """:func:`backends.tensorflow.train.loss_and_grads`."""
-        return self._run(_backend("train").loss_and_grads, config, train, weights, batch)
+        """:func:`backends.tensorflow.steps.loss_and_grads`."""
+        return self._run(_backend("steps").loss_and_grads, config, train, weights, batch)
 
     def train_steps(self, config: ModelConfig, train: TrainConfig,
                     weights: Mapping[str, np.ndarray],
                     batches: list[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
-        """:func:`backends.tensorflow.train.train_steps`."""
-        return self._run(_backend("train").train_steps, config, train, weights, batches)
+        """:func:`backends.tensorflow.steps.train_steps`."""
+        return self._run(_backend("steps").train_steps, config, train, weights, batches)
 
     # -- L5 -----------------------------------------------------------------------------------
     def train(self, config: ModelConfig, train: TrainConfig, data: PreparedData, workdir: Path,
@@ -188,7 +188,7 @@ class TensorFlowAdapter(Adapter):
         def run() -> np.ndarray:
             model_module = _backend("model")
             net = model_module.build_model(config, seed=0)
-            model_module.import_weights(net, weights)
+            _backend("weights").import_weights(net, weights)
             net.set_physics(data.probe, data.intensity_scale)
             return _backend("infer").predict_patches(net, data, batch_size=batch_size)
 
@@ -205,17 +205,18 @@ class TensorFlowAdapter(Adapter):
         return self._run(_backend("model").build_model, config, seed=seed)
 
     def export_weights(self, model: Any) -> dict[str, np.ndarray]:
-        """:func:`backends.tensorflow.model.export_weights`."""
-        return _backend("model").export_weights(model)
+        """:func:`backends.tensorflow.weights.export_weights`."""
+        return _backend("weights").export_weights(model)
 
     def import_weights(self, model: Any, weights: Mapping[str, np.ndarray]) -> None:
-        """:func:`backends.tensorflow.model.import_weights`."""
-        _backend("model").import_weights(model, weights)
+        """:func:`backends.tensorflow.weights.import_weights`."""
+        _backend("weights").import_weights(model, weights)
 
 
 def _forward_physics(config: ModelConfig,
                      inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     physics = _backend("physics")
+    geometry = _backend("geometry")
     tf = physics.tf
 
     def tensor(key: str, dtype: Any) -> Any:
@@ -231,7 +232,7 @@ def _forward_physics(config: ModelConfig,
                          f"{config.N}) for N={config.N}")
     probe_n = physics.normalise_probe(probe, config.probe_scale)
     psi = physics.exit_wave(probe_n, patches, mask=config.probe_mask)
-    merged = physics.merge_group(patches, relative, config.canvas_px)
+    merged = geometry.merge_group(patches, relative, config.canvas_px)
     stitched, origin = _backend("stitch").stitch_patches(
         tensor("stitch_patches", np.complex64), np.asarray(inputs["stitch_centres_px"]),
         crop_px=config.stitch_crop_px)
@@ -239,9 +240,9 @@ def _forward_physics(config: ModelConfig,
         "probe_normalised": probe_n.numpy(),
         "exit_wave": psi.numpy(),
         "farfield_amplitude": physics.farfield_amplitude(psi).numpy(),
-        "translated": physics.translate(patches, tensor("translations_px", np.float32)).numpy(),
+        "translated": geometry.translate(patches, tensor("translations_px", np.float32)).numpy(),
         "merged_canvas": merged.numpy(),
-        "extracted": physics.extract_group(merged, relative, config.N).numpy(),
+        "extracted": geometry.extract_group(merged, relative, config.N).numpy(),
         "stitched": stitched,
         "stitched_origin_px": np.asarray(origin, dtype=np.int64),
         "poisson_nll": np.asarray(float(physics.poisson_nll(pred**2, obs**2)), dtype=np.float64),

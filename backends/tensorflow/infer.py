@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from backends.tensorflow import _import_tensorflow
-from backends.tensorflow.model import PtychoPINN, build_model, export_weights
+from backends.tensorflow.model import PtychoPINN, build_model
+from backends.tensorflow.weights import export_weights
 from parity.bundle import BUNDLE_CONFIG, check_checkpoint_agrees, read_bundle, write_bundle
 from parity.config import TrainConfig
 from parity.contract import PreparedData

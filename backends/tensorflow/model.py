@@ -3,7 +3,8 @@
 Twin of ``backends/torch/model.py``. The layer ladder, names and shapes come from
 :func:`parity.architecture.conv_layers`; each convolution is a ``keras.layers.Conv2D`` named by
 its neutral name (``encoder.block0.conv0``), whose kernel already has the neutral layout
-``(kh, kw, in, out)`` and whose bias is ``(out,)``: export and import are plain copies.
+``(kh, kw, in, out)`` and whose bias is ``(out,)``: export and import
+(:mod:`backends.tensorflow.weights`) are plain copies.
 
 The convolutions run channels-last (NHWC, TensorFlow's native layout); every boundary of this
 module speaks the exchange layout ``(B, C, N, N)`` of :mod:`parity.conventions`. The model's dtype
@@ -19,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from backends.tensorflow import _import_tensorflow, physics
+from backends.tensorflow import _import_tensorflow, geometry, physics
 from parity.architecture import (
     BORDER_CHANNELS,
     PHASE_SCALE_RAD,
@@ -34,7 +35,7 @@ from parity.conventions import centre_mask, support_margin_px
 tf = _import_tensorflow()
 import keras  # noqa: E402 - after the TensorFlow import helper has set the environment
 
-__all__ = ["PtychoPINN", "build_model", "export_weights", "forward_outputs", "import_weights"]
+__all__ = ["PtychoPINN", "build_model", "forward_outputs"]
 
 
 def _upsample(x: Any) -> Any:
@@ -198,12 +199,12 @@ class PtychoPINN(keras.Model):
         amplitude, phase = out["amplitude"], out["phase"]
         patches = tf.complex(amplitude * tf.cos(phase), amplitude * tf.sin(phase))
         if cfg.object_big:
-            canvas = physics.merge_group(patches, relative_px, cfg.canvas_px)
+            canvas = geometry.merge_group(patches, relative_px, cfg.canvas_px)
         else:
-            canvas = physics.pad_to_canvas(patches, cfg.canvas_px)[:, 0]
+            canvas = geometry.pad_to_canvas(patches, cfg.canvas_px)[:, 0]
         out["object_patches"] = patches
         out["canvas"] = canvas
-        out["trimmed_obj"] = physics.trim_canvas(canvas, cfg.N)
+        out["trimmed_obj"] = geometry.trim_canvas(canvas, cfg.N)
         return out
 
     def predict_object(self, diffraction_scaled: Any, relative_px: Any) -> Any:
@@ -229,7 +230,7 @@ class PtychoPINN(keras.Model):
         """
         relative_px = inputs["relative_px"]
         out = self.object_outputs(inputs["diffraction_scaled"], relative_px)
-        patches = physics.extract_group(out["canvas"], relative_px, self.config.N)
+        patches = geometry.extract_group(out["canvas"], relative_px, self.config.N)
         psi = physics.exit_wave(self.probe, patches, mask=self.config.probe_mask)
         out["pred_amplitude"] = self.intensity_scale * physics.farfield_amplitude(psi)
         return out
@@ -257,52 +258,6 @@ def build_model(config: ModelConfig, *, seed: int) -> PtychoPINN:
         Placed by TensorFlow (GPU when visible, else CPU); physics not yet set.
     """
     return PtychoPINN(config, seed=int(seed))
-
-
-def export_weights(model: PtychoPINN) -> dict[str, np.ndarray]:
-    """Every trainable weight in the neutral layout.
-
-    Returns
-    -------
-    dict[str, numpy.ndarray]
-        ``<layer>.kernel`` ``(kh, kw, in, out)`` and ``<layer>.bias`` ``(out,)``, float32, in
-        build order (TensorFlow's HWIO kernels are the neutral layout: no conversion).
-    """
-    return {name: np.array(var.numpy(), dtype=np.float32, copy=True)
-            for name, var in model.weight_variables()}
-
-
-def import_weights(model: PtychoPINN, weights: Mapping[str, np.ndarray]) -> None:
-    """Load neutral-layout weights into ``model`` (in place).
-
-    Raises
-    ------
-    KeyError
-        Naming every missing and every unexpected weight name.
-    ValueError
-        Naming a weight whose shape differs (expected vs got) or that is not finite.
-    TypeError
-        Naming a weight that is not real floating point.
-    """
-    variables = model.weight_variables()
-    expected = {name for name, _ in variables}
-    missing = [name for name, _ in variables if name not in weights]
-    unexpected = sorted(set(weights) - expected)
-    if missing or unexpected:
-        raise KeyError(f"weights do not match the model: missing {missing}, "
-                       f"unexpected {unexpected}")
-    staged = []
-    for name, var in variables:
-        value = np.asarray(weights[name])
-        if value.shape != tuple(var.shape):
-            raise ValueError(f"weight {name} has shape {value.shape}; expected {tuple(var.shape)}")
-        if value.dtype.kind not in "fiu":
-            raise TypeError(f"weight {name} has dtype {value.dtype}; expected real floats")
-        if not np.isfinite(value).all():
-            raise ValueError(f"weight {name} has non-finite values")
-        staged.append((var, value.astype(np.float32)))
-    for var, value in staged:  # validate everything first, then write: no half-imported model
-        var.assign(value)
 
 
 def _batch_tensors(model: PtychoPINN, batch: Mapping[str, np.ndarray]) -> tuple[Any, Any]:

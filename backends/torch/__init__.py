@@ -1,7 +1,10 @@
 """PyTorch + Lightning backend of ptycho-parity.
 
-Modules (twins of ``backends/tensorflow``, same names and signatures): :mod:`.physics`,
-:mod:`.model`, :mod:`.train`, :mod:`.infer`, :mod:`.stitch`, :mod:`.adapter`.
+Modules (twins of ``backends/tensorflow``, same names and signatures): :mod:`.physics` (probe,
+exit wave, far field, losses), :mod:`.geometry` (translation, canvas, merge and extract of a
+group), :mod:`.model` (the plain ``nn.Module`` network), :mod:`.weights` (neutral-weights export
+and import), :mod:`.train` (numerics, loss, LightningModule, ``fit``), :mod:`.steps` (the exact
+L3/L4 steps), :mod:`.optim`, :mod:`.infer`, :mod:`.stitch`, :mod:`.adapter`.
 
 Importing this package, or :mod:`backends.torch.adapter`, does not import torch: the adapter imports
 the other modules inside its methods, and the names below resolve lazily (module ``__getattr__``).
@@ -11,7 +14,8 @@ Device placement (torch only)
     :func:`_select_device`: the request of the innermost :func:`_device_scope` (the adapter wraps
     each hook in one with its ``device`` argument), else the environment variable
     :data:`DEVICE_ENV_VAR`, else ``cuda`` when ``torch.cuda.is_available()``, else ``cpu``. The
-    functions of :mod:`.physics` run on whatever device their input tensors are on.
+    functions of :mod:`.physics` and :mod:`.geometry` run on whatever device their input tensors
+    are on.
 """
 
 from __future__ import annotations
@@ -26,13 +30,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
 
-__all__ = ["DEVICE_ENV_VAR", "adapter", "infer", "model", "physics", "stitch", "train"]
+__all__ = ["DEVICE_ENV_VAR", "adapter", "geometry", "infer", "model", "optim", "physics", "steps",
+           "stitch", "train", "weights"]
 
 #: Environment variable that names the torch device when no adapter ``device`` is given
 #: (e.g. ``cpu``, ``cuda``, ``cuda:1``).
 DEVICE_ENV_VAR: str = "PTYCHO_PARITY_TORCH_DEVICE"
 
-_SUBMODULES = ("adapter", "infer", "model", "physics", "stitch", "train")
+_SUBMODULES = ("adapter", "geometry", "infer", "model", "optim", "physics", "steps", "stitch",
+               "train", "weights")
 
 _DEVICE_REQUEST: ContextVar[str | None] = ContextVar("ptycho_parity_torch_device", default=None)
 

@@ -117,7 +117,7 @@ class TorchAdapter(Adapter):
         ``derived``).
         """
         net = self._run(_backend("model").build_model, model, seed=train.seed)
-        shapes = {k: list(v.shape) for k, v in _backend("model").export_weights(net).items()}
+        shapes = {k: list(v.shape) for k, v in _backend("weights").export_weights(net).items()}
         return effective_config_dict(
             model, train, backend=self.name, compute_dtype="float32",
             conv_layout="NCHW", fast_path="off (parity)",
@@ -143,7 +143,7 @@ class TorchAdapter(Adapter):
         def run() -> dict[str, np.ndarray]:
             model_module = _backend("model")
             model = model_module.build_model(config, seed=0)
-            model_module.import_weights(model, weights)
+            _backend("weights").import_weights(model, weights)
             model.to(_select_device())
             return model_module.forward_outputs(model, batch)
 
@@ -153,14 +153,14 @@ class TorchAdapter(Adapter):
     def loss_and_grads(self, config: ModelConfig, train: TrainConfig,
                        weights: Mapping[str, np.ndarray],
                        batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """:func:`backends.torch.train.loss_and_grads`."""
-        return self._run(_backend("train").loss_and_grads, config, train, weights, batch)
+        """:func:`backends.torch.steps.loss_and_grads`."""
+        return self._run(_backend("steps").loss_and_grads, config, train, weights, batch)
 
     def train_steps(self, config: ModelConfig, train: TrainConfig,
                     weights: Mapping[str, np.ndarray],
                     batches: list[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
-        """:func:`backends.torch.train.train_steps`."""
-        return self._run(_backend("train").train_steps, config, train, weights, batches)
+        """:func:`backends.torch.steps.train_steps`."""
+        return self._run(_backend("steps").train_steps, config, train, weights, batches)
 
     # -- L5 -----------------------------------------------------------------------------------
     def train(self, config: ModelConfig, train: TrainConfig, data: PreparedData, workdir: Path,
@@ -182,7 +182,7 @@ class TorchAdapter(Adapter):
         def run() -> np.ndarray:
             model_module = _backend("model")
             net = model_module.build_model(config, seed=0)
-            model_module.import_weights(net, weights)
+            _backend("weights").import_weights(net, weights)
             net.to(_select_device())
             net.set_physics(data.probe, data.intensity_scale)
             return _backend("infer").predict_patches(net, data, batch_size=batch_size)
@@ -201,12 +201,12 @@ class TorchAdapter(Adapter):
                          .to(_select_device()))
 
     def export_weights(self, model: Any) -> dict[str, np.ndarray]:
-        """:func:`backends.torch.model.export_weights`."""
-        return _backend("model").export_weights(model)
+        """:func:`backends.torch.weights.export_weights`."""
+        return _backend("weights").export_weights(model)
 
     def import_weights(self, model: Any, weights: Mapping[str, np.ndarray]) -> None:
-        """:func:`backends.torch.model.import_weights`."""
-        _backend("model").import_weights(model, weights)
+        """:func:`backends.torch.weights.import_weights`."""
+        _backend("weights").import_weights(model, weights)
 
 
 def _forward_physics(config: ModelConfig,
@@ -214,6 +214,7 @@ def _forward_physics(config: ModelConfig,
     import torch
 
     physics = _backend("physics")
+    geometry = _backend("geometry")
     device = _select_device()
 
     def tensor(key: str, dtype: Any) -> Any:
@@ -232,7 +233,7 @@ def _forward_physics(config: ModelConfig,
                          f"{config.N}) for N={config.N}")
     probe_n = physics.normalise_probe(probe, config.probe_scale)
     psi = physics.exit_wave(probe_n, patches, mask=config.probe_mask)
-    merged = physics.merge_group(patches, relative, config.canvas_px)
+    merged = geometry.merge_group(patches, relative, config.canvas_px)
     stitched, origin = _backend("stitch").stitch_patches(
         tensor("stitch_patches", np.complex64), np.asarray(inputs["stitch_centres_px"]),
         crop_px=config.stitch_crop_px)
@@ -240,9 +241,9 @@ def _forward_physics(config: ModelConfig,
         "probe_normalised": numpy(probe_n),
         "exit_wave": numpy(psi),
         "farfield_amplitude": numpy(physics.farfield_amplitude(psi)),
-        "translated": numpy(physics.translate(patches, tensor("translations_px", np.float32))),
+        "translated": numpy(geometry.translate(patches, tensor("translations_px", np.float32))),
         "merged_canvas": numpy(merged),
-        "extracted": numpy(physics.extract_group(merged, relative, config.N)),
+        "extracted": numpy(geometry.extract_group(merged, relative, config.N)),
         "stitched": stitched,
         "stitched_origin_px": np.asarray(origin, dtype=np.int64),
         "poisson_nll": np.asarray(float(physics.poisson_nll(pred**2, obs**2)), dtype=np.float64),

@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from backends.torch import _select_device
-from backends.torch.model import PtychoPINN, export_weights
+from backends.torch.model import PtychoPINN
+from backends.torch.weights import export_weights
 from parity.bundle import BUNDLE_CONFIG, check_checkpoint_agrees, read_bundle, write_bundle
 from parity.config import TrainConfig
 from parity.contract import PreparedData

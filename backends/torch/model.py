@@ -2,9 +2,8 @@
 
 Twin of ``backends/tensorflow/model.py``. The layer ladder, names and shapes come from
 :func:`parity.architecture.conv_layers`; a neutral name ``encoder.block0.conv0`` is the torch
-module path, so ``encoder.block0.conv0.weight`` (OIHW) holds ``encoder.block0.conv0.kernel``
-(``(kh, kw, in, out)``), converted only by :func:`parity.conventions.kernel_to_oihw` /
-:func:`~parity.conventions.kernel_from_oihw`.
+module path (:func:`_conv_modules`). Export and import of the neutral weights are
+:mod:`backends.torch.weights`'s.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812 - the usual torch idiom
 
-from backends.torch import physics
+from backends.torch import geometry, physics
 from parity.architecture import (
     BORDER_CHANNELS,
     PHASE_SCALE_RAD,
@@ -28,9 +27,9 @@ from parity.architecture import (
 )
 from parity.config import ModelConfig
 from parity.contract import NETWORK_OUTPUT_KEYS, check_keys, pool_input_keys
-from parity.conventions import centre_mask, kernel_from_oihw, kernel_to_oihw, support_margin_px
+from parity.conventions import centre_mask, support_margin_px
 
-__all__ = ["PtychoPINN", "build_model", "export_weights", "forward_outputs", "import_weights"]
+__all__ = ["PtychoPINN", "build_model", "forward_outputs"]
 
 
 def _conv(in_channels: int, out_channels: int) -> nn.Conv2d:
@@ -219,12 +218,12 @@ class PtychoPINN(nn.Module):
         patches = torch.complex(amplitude * torch.cos(phase), amplitude * torch.sin(phase))
         cfg = self.config
         if cfg.object_big:
-            canvas = physics.merge_group(patches, relative_px, cfg.canvas_px)
+            canvas = geometry.merge_group(patches, relative_px, cfg.canvas_px)
         else:
-            canvas = physics.pad_to_canvas(patches, cfg.canvas_px)[:, 0]
+            canvas = geometry.pad_to_canvas(patches, cfg.canvas_px)[:, 0]
         out["object_patches"] = patches
         out["canvas"] = canvas
-        out["trimmed_obj"] = physics.trim_canvas(canvas, cfg.N)
+        out["trimmed_obj"] = geometry.trim_canvas(canvas, cfg.N)
         return out
 
     def predict_object(self, diffraction_scaled: torch.Tensor,
@@ -250,7 +249,7 @@ class PtychoPINN(nn.Module):
             far-field amplitude of the re-extracted, illuminated patches.
         """
         out = self._object(diffraction_scaled, relative_px)
-        patches = physics.extract_group(out["canvas"], relative_px, self.config.N)
+        patches = geometry.extract_group(out["canvas"], relative_px, self.config.N)
         psi = physics.exit_wave(self.probe, patches, mask=self.config.probe_mask)
         out["pred_amplitude"] = self.intensity_scale * physics.farfield_amplitude(psi)
         return out
@@ -281,58 +280,6 @@ def build_model(config: ModelConfig, *, seed: int) -> PtychoPINN:
             nn.init.xavier_uniform_(conv.weight, generator=generator)
             nn.init.zeros_(conv.bias)
     return model
-
-
-def export_weights(model: PtychoPINN) -> dict[str, np.ndarray]:
-    """Every trainable weight in the neutral layout.
-
-    Returns
-    -------
-    dict[str, numpy.ndarray]
-        ``<layer>.kernel`` ``(kh, kw, in, out)`` and ``<layer>.bias`` ``(out,)``, float32, in build
-        order.
-    """
-    weights: dict[str, np.ndarray] = {}
-    for name, conv in _conv_modules(model).items():
-        kernel = conv.weight.detach().to("cpu", torch.float32).contiguous().numpy()
-        weights[f"{name}.kernel"] = kernel_from_oihw(kernel)
-        weights[f"{name}.bias"] = conv.bias.detach().to("cpu", torch.float32).numpy().copy()
-    return weights
-
-
-def import_weights(model: PtychoPINN, weights: Mapping[str, np.ndarray]) -> None:
-    """Load neutral-layout weights into ``model`` (in place, on the model's device).
-
-    Raises
-    ------
-    KeyError
-        Naming every missing and every unexpected weight name.
-    ValueError
-        Naming a weight whose shape differs (expected vs got) or that is not finite.
-    """
-    convs = _conv_modules(model)
-    expected = {f"{n}.{k}" for n in convs for k in ("kernel", "bias")}
-    missing = sorted(expected - set(weights))
-    unexpected = sorted(set(weights) - expected)
-    if missing or unexpected:
-        raise KeyError(f"weights do not match the model: missing {missing}, "
-                       f"unexpected {unexpected}")
-    staged: list[tuple[torch.Tensor, np.ndarray]] = []
-    for name, conv in convs.items():
-        for key, param, convert in (("kernel", conv.weight, kernel_to_oihw),
-                                    ("bias", conv.bias, np.asarray)):
-            value = np.asarray(weights[f"{name}.{key}"])
-            neutral_shape = (tuple(kernel_from_oihw(np.empty(param.shape)).shape)
-                             if key == "kernel" else tuple(param.shape))
-            if value.shape != neutral_shape:
-                raise ValueError(f"weight {name}.{key} has shape {value.shape}; expected "
-                                 f"{neutral_shape}")
-            if not np.isfinite(value).all():
-                raise ValueError(f"weight {name}.{key} has non-finite values")
-            staged.append((param, convert(value.astype(np.float32))))
-    with torch.no_grad():  # validate everything first, then write: no half-imported model
-        for param, value in staged:
-            param.copy_(torch.from_numpy(np.ascontiguousarray(value)))
 
 
 def _batch_tensors(model: PtychoPINN, batch: Mapping[str, np.ndarray],

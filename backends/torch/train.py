@@ -1,9 +1,10 @@
-"""Training: numerics, the loss, Keras-semantics Adam, the LightningModule, ``fit`` and the exact
-single-step hooks of the stage ladder (L3 ``loss_and_grads``, L4 ``train_steps``).
+"""Training: numerics, the loss, the LightningModule and ``fit``.
 
 Twin of ``backends/tensorflow/train.py``.
 
-The optimiser and the plateau schedule with Keras semantics are :mod:`backends.torch.optim`'s.
+The optimiser and the plateau schedule with Keras semantics are :mod:`backends.torch.optim`'s; the
+exact single-step hooks of the stage ladder (L3 ``loss_and_grads``, L4 ``train_steps``) are
+:mod:`backends.torch.steps`', on :meth:`PtychoPINNModule.exact_step`.
 """
 
 from __future__ import annotations
@@ -27,28 +28,14 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, S
 
 from backends.torch import _select_device, _strict_float32
 from backends.torch.infer import _write_bundle
-from backends.torch.model import (
-    PtychoPINN,
-    _batch_tensors,
-    _conv_modules,
-    build_model,
-    export_weights,
-    import_weights,
-)
+from backends.torch.model import PtychoPINN, build_model
 from backends.torch.optim import KerasAdam, keras_plateau
 from backends.torch.physics import mae_loss, poisson_nll
+from backends.torch.weights import import_weights
 from parity.config import ModelConfig, TrainConfig, validation_split
 from parity.contract import PreparedData, TrainResult
-from parity.conventions import kernel_from_oihw
 
-__all__ = [
-    "PtychoPINNModule",
-    "configure_numerics",
-    "fit",
-    "loss_and_grads",
-    "loss_value",
-    "train_steps",
-]
+__all__ = ["PtychoPINNModule", "configure_numerics", "fit", "loss_value"]
 
 
 def configure_numerics(*, seed: int, deterministic: bool) -> dict[str, Any]:
@@ -385,79 +372,3 @@ def _quiet_lightning() -> Iterator[None]:
     finally:
         for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
-
-
-def _neutral(model: PtychoPINN, tensors: Mapping[str, torch.Tensor],
-             prefix: str) -> dict[str, np.ndarray]:
-    """Torch-named tensors (``<layer>.weight`` / ``.bias``) -> neutral-layout NumPy arrays."""
-    out: dict[str, np.ndarray] = {}
-    for name in _conv_modules(model):
-        kernel = tensors[f"{name}.weight"].to("cpu", torch.float32).contiguous().numpy()
-        out[f"{prefix}{name}.kernel"] = kernel_from_oihw(kernel)
-        out[f"{prefix}{name}.bias"] = tensors[f"{name}.bias"].to("cpu", torch.float32).numpy()
-    return out
-
-
-def _prepared_module(config: ModelConfig, train: TrainConfig,
-                     weights: Mapping[str, np.ndarray]) -> tuple[PtychoPINNModule, Any]:
-    model = build_model(config, seed=0)
-    import_weights(model, weights)
-    model.to(_select_device())
-    module = PtychoPINNModule(model, train)
-    return module, module.configure_optimizers()["optimizer"]
-
-
-def loss_and_grads(config: ModelConfig, train: TrainConfig, weights: Mapping[str, np.ndarray],
-                   batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Loss, gradients and the weights after ONE Keras Adam step at ``train.learning_rate``.
-
-    Parameters
-    ----------
-    config, train : ModelConfig, TrainConfig
-        Options.
-    weights : mapping
-        Neutral starting weights.
-    batch : mapping
-        ``parity.contract.BATCH_KEYS`` (diffraction NOT times ``s``).
-
-    Returns
-    -------
-    dict[str, numpy.ndarray]
-        ``loss`` 0-d float64, ``grad/<name>`` and ``stepped/<name>`` in the neutral layout.
-    """
-    module, optimizer = _prepared_module(config, train, weights)
-    tensors = _batch_tensors(module.model, batch, module.model.probe.device)
-    loss, grads = module.exact_step(tensors, optimizer, record_grads=True)
-    out: dict[str, np.ndarray] = {"loss": np.asarray(float(loss), dtype=np.float64)}
-    out.update(_neutral(module.model, grads, "grad/"))
-    out.update({f"stepped/{k}": v for k, v in export_weights(module.model).items()})
-    return out
-
-
-def train_steps(config: ModelConfig, train: TrainConfig, weights: Mapping[str, np.ndarray],
-                batches: list[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """``k`` Keras Adam steps over ``batches`` in order, from ``weights``.
-
-    Returns
-    -------
-    dict[str, numpy.ndarray]
-        ``losses`` ``(k,)`` float64 (each batch's loss before its step) and ``weights/<name>``.
-
-    Raises
-    ------
-    ValueError
-        If ``batches`` is empty, or a batch is malformed (see ``forward_outputs``).
-    """
-    if not batches:
-        raise ValueError("train_steps needs at least one batch")
-    module, optimizer = _prepared_module(config, train, weights)
-    device = module.model.probe.device
-    losses = []
-    for batch in batches:
-        tensors = _batch_tensors(module.model, batch, device)
-        loss, _ = module.exact_step(tensors, optimizer)
-        losses.append(loss)
-    out: dict[str, np.ndarray] = {
-        "losses": torch.stack(losses).to("cpu", torch.float64).numpy()}
-    out.update({f"weights/{k}": v for k, v in export_weights(module.model).items()})
-    return out

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 BACKENDS = Path(__file__).resolve().parents[2] / "backends"
-MODULES = ("__init__", "physics", "model", "train", "optim", "infer", "stitch", "adapter")
+MODULES = ("__init__", "physics", "geometry", "model", "weights", "train", "steps", "optim",
+           "infer", "stitch", "adapter")
 #: Twins by role and semantics, not by signature: TensorFlow uses Keras's own Adam and callbacks,
 #: torch reimplements them (its optimiser takes the parameters; its plateau is a scheduler).
 SAME_ROLE_ONLY = ("__init__", "adapter", "optim")
@@ -67,11 +68,13 @@ def test_public_functions_have_identical_signatures(module):
 
 def test_the_spec_functions_are_present():
     spec = {
-        "physics": {"normalise_probe", "exit_wave", "farfield_amplitude", "translate",
-                    "pad_to_canvas", "trim_canvas", "merge_group", "extract_group",
-                    "poisson_nll", "mae_loss"},
-        "model": {"build_model", "export_weights", "import_weights", "forward_outputs"},
-        "train": {"configure_numerics", "loss_value", "loss_and_grads", "train_steps", "fit"},
+        "physics": {"normalise_probe", "exit_wave", "farfield_amplitude", "poisson_nll",
+                    "mae_loss"},
+        "geometry": {"translate", "pad_to_canvas", "trim_canvas", "merge_group", "extract_group"},
+        "model": {"build_model", "forward_outputs"},
+        "weights": {"export_weights", "import_weights"},
+        "train": {"configure_numerics", "loss_value", "fit"},
+        "steps": {"loss_and_grads", "train_steps"},
         "infer": {"load_bundle", "predict_patches", "infer"},
         "stitch": {"stitch_patches", "stitch_patches_loop"},
     }

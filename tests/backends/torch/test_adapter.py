@@ -15,8 +15,9 @@ import torch
 from backends.torch import _strict_float32
 from backends.torch.adapter import TorchAdapter
 from backends.torch.infer import infer
-from backends.torch.model import build_model, forward_outputs, import_weights
-from backends.torch.train import loss_and_grads
+from backends.torch.model import build_model, forward_outputs
+from backends.torch.steps import loss_and_grads
+from backends.torch.weights import import_weights
 from parity.architecture import init_weights
 from parity.config import ModelConfig, TrainConfig
 from parity.contract import HOOKS, PHYSICS_OUTPUT_KEYS, Adapter

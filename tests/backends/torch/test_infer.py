@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from backends.torch.infer import infer, load_bundle, predict_patches
-from backends.torch.model import export_weights
+from backends.torch.weights import export_weights
 from parity.contract import PreparedData
 
 BUNDLE_FILES = ("config.json", "weights.npz", "probe.npy", "model.ckpt")

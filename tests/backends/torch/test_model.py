@@ -1,4 +1,4 @@
-"""backends/torch/model.py: network build, neutral weights, forward outputs, input errors."""
+"""backends/torch/model.py: network build, forward outputs, input errors (weights: test_weights.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from backends.torch.model import build_model, export_weights, forward_outputs, import_weights
+from backends.torch.model import build_model, forward_outputs
+from backends.torch.weights import export_weights, import_weights
 from parity.architecture import conv_layers, decoder_widths, init_weights, weight_shapes
 from parity.config import ModelConfig
 from parity.contract import NETWORK_OUTPUT_KEYS, pool_input_keys
@@ -134,19 +135,6 @@ def test_first_convolution_is_keras_cross_correlation(rng: np.random.Generator) 
     assert np.abs(captured[0].numpy() - expected).max() <= 5e-6 * scale
 
 
-@pytest.mark.parametrize("config", [ModelConfig(N=64, gridsize=1),
-                                    ModelConfig(N=128, gridsize=2, probe_big=True)])
-def test_export_after_import_is_bit_identical(config: ModelConfig) -> None:
-    weights = init_weights(config, 11)
-    model = build_model(config, seed=0)
-    import_weights(model, weights)
-    exported = export_weights(model)
-    assert list(exported) == list(weight_shapes(config))
-    for name, value in weights.items():
-        assert exported[name].dtype == np.float32
-        np.testing.assert_array_equal(exported[name], value, err_msg=name)
-
-
 def test_build_model_native_init_is_seeded_glorot() -> None:
     config = ModelConfig(N=64, gridsize=2)
     first = export_weights(build_model(config, seed=4))
@@ -163,26 +151,6 @@ def test_build_model_native_init_is_seeded_glorot() -> None:
         # Uniform(-l, l) has std l/sqrt(3); with >= 36 draws the sample std is within 40 %.
         assert abs(first[name].std() / (limit / math.sqrt(3)) - 1) < 0.4, name
         assert not np.array_equal(first[name], other[name])
-
-
-def test_import_names_missing_unexpected_and_misshaped_weights() -> None:
-    config = ModelConfig(N=64)
-    model = build_model(config, seed=0)
-    before = export_weights(model)
-    weights = init_weights(config, 1)
-    missing = dict(weights)
-    del missing["decoder_phase.head.kernel"]
-    missing["decoder_phase.extra.bias"] = np.zeros(3, np.float32)
-    with pytest.raises(KeyError, match=r"missing \['decoder_phase.head.kernel'\], "
-                                       r"unexpected \['decoder_phase.extra.bias'\]"):
-        import_weights(model, missing)
-    misshaped = dict(weights)
-    misshaped["encoder.block1.conv0.kernel"] = np.zeros((3, 3, 32, 65), np.float32)
-    with pytest.raises(ValueError, match=r"encoder.block1.conv0.kernel has shape "
-                                         r"\(3, 3, 32, 65\); expected \(3, 3, 32, 64\)"):
-        import_weights(model, misshaped)
-    after = export_weights(model)  # a rejected import leaves the model untouched
-    assert all(np.array_equal(before[k], after[k]) for k in before)
 
 
 def test_bad_batches_raise_clear_errors(rng: np.random.Generator) -> None:
