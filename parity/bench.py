@@ -338,7 +338,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     """
     from parity.bench_report import render_markdown
     from parity.cli_options import check_device, parse_names, reports_dir
-    from parity.report.bundle import new_bundle_dir, stamp_now
+    from parity.report.bundle import new_bundle_dir
+    from parity.report.bundle_names import stamp_now
 
     backends = parse_names(args.backends)
     sweep = [{"n_groups": 128, "N": 64, "batch_size": 16}] if args.quick else None

@@ -146,7 +146,8 @@ def run_and_report(*, case: str | None = None, container_path: str | None = None
     """
     from parity.injections import INJECTIONS
     from parity.registry import check_backend_names
-    from parity.report.bundle import new_bundle_dir, stamp_now
+    from parity.report.bundle import new_bundle_dir
+    from parity.report.bundle_names import stamp_now
 
     check_backend_names(backends)
     if seeds and "seed" in (train_overrides or {}):

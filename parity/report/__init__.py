@@ -6,13 +6,12 @@ A bundle ``reports/<YYYYmmddTHHMMSSZ>_<case>/`` holds ``report.json`` (the gate)
 standard library, NumPy and (inside the figure functions only) matplotlib.
 """
 
-from parity.report.bundle import (
+from parity.report.bundle import BundleWriter, new_bundle_dir
+from parity.report.bundle_names import (
     BUNDLE_FILES,
     COMPLETE_MARKER,
     STAGING_PREFIX,
-    BundleWriter,
     bundle_name,
-    new_bundle_dir,
     stamp_now,
 )
 from parity.report.diff import diff_runs

@@ -17,143 +17,48 @@ Guarantees:
   name is claimed by the rename itself: ``rename(2)`` onto an existing non-empty directory
   fails (``ENOTEMPTY``/``EEXIST``), and a bundle always holds files, so an existing bundle is
   never replaced even when two processes race for the same name.
+
+Names (stamps, reserved files) come from :mod:`parity.report.bundle_names`; fsynced writes, JSON
+text, evidence checks and the file manifest from :mod:`parity.report._bundle_files`.
 """
 
 from __future__ import annotations
 
 import errno
-import hashlib
-import json
 import logging
 import os
 import platform
-import re
 import secrets
 import shutil
 import sys
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import numpy as np
 
-from parity.results import RunResult, jsonable
+from parity.report._bundle_files import checked_evidence, file_manifest, json_text, write_synced
+from parity.report.bundle_names import (
+    COMPLETE_MARKER,
+    STAGING_PREFIX,
+    bundle_file_path,
+    bundle_name,
+    case_directory_part,
+    stamp_now,
+)
+from parity.results import RunResult
 
-__all__ = [
-    "BUNDLE_FILES",
-    "COMPLETE_MARKER",
-    "STAGING_PREFIX",
-    "BundleWriter",
-    "bundle_name",
-    "new_bundle_dir",
-    "stamp_now",
-]
+__all__ = ["BundleWriter", "new_bundle_dir"]
 
 _log = logging.getLogger(__name__)
 
-#: Written last; a bundle without it is not complete.
-COMPLETE_MARKER: str = "COMPLETE"
-
-#: Hidden prefix of directories still being written.
-STAGING_PREFIX: str = ".staging-"
-
-#: Files :meth:`BundleWriter.commit` writes (plus ``figures/*.png``); not writable by name.
-BUNDLE_FILES: tuple[str, ...] = ("report.json", "summary.md", "junit.xml", "evidence.npz",
-                                 "provenance.json", COMPLETE_MARKER)
-
-_STAMP = re.compile(r"\d{8}T\d{6}Z")
-_UNSAFE = re.compile(r"[^A-Za-z0-9._+=-]")
 _MAX_SUFFIX = 10_000  # same case, same second: far beyond any real collision count
-
-
-def stamp_now() -> str:
-    """Current UTC time as ``YYYYmmddTHHMMSSZ``."""
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-
-
-def _directory_part(case: str) -> str:
-    """The case as it appears in directory names.
-
-    Characters outside ``A-Za-z0-9._+=-`` become ``_``; leading dots, dashes and underscores
-    go, so a case name can neither escape ``root`` nor hide the bundle. A long run must not be
-    lost to an odd name, hence no error unless nothing is left.
-    """
-    if not isinstance(case, str):
-        raise TypeError(f"case name is {type(case).__name__}; expected str")
-    part = _UNSAFE.sub("_", case).lstrip("._-")
-    if not part:
-        raise ValueError(f"case name {case!r} cannot name a bundle directory; expected letters "
-                         "or digits")
-    return part
-
-
-def bundle_name(stamp: str, case: str) -> str:
-    """Base directory name of a bundle, ``<stamp>_<case>`` (the case made filesystem-safe).
-
-    Same-second repeats get ``-2``, ``-3``, ... appended at commit time.
-    """
-    _check_stamp(stamp)
-    return f"{stamp}_{_directory_part(case)}"
-
-
-def _check_stamp(stamp: str) -> None:
-    if not isinstance(stamp, str) or not _STAMP.fullmatch(stamp):
-        raise ValueError(f"stamp {stamp!r}; expected UTC YYYYmmddTHHMMSSZ, e.g. {stamp_now()}")
-
-
-def _relative(name: str | os.PathLike[str]) -> PurePosixPath:
-    """A safe path inside the bundle, or ValueError."""
-    path = PurePosixPath(os.fspath(name).replace("\\", "/"))
-    if not path.parts or path.is_absolute() or any(p in ("", ".", "..") for p in path.parts):
-        raise ValueError(f"bundle file name {name!r}; expected a relative path inside the bundle")
-    if str(path) in BUNDLE_FILES:
-        raise ValueError(f"{name!r} is written by commit(); reserved names: {BUNDLE_FILES}")
-    return path
-
-
-def _json(obj: Any) -> str:
-    """Indented JSON; NumPy values made plain, NaN/inf -> null, anything else (a Path) -> str.
-
-    A stray non-JSON value in a config must not cost the whole bundle, so it is written as text.
-    """
-    return json.dumps(jsonable(obj), indent=2, allow_nan=False, default=str) + "\n"
 
 
 def _taken(path: Path) -> bool:
     """Whether a bundle name is in use (a cheap pre-check; the rename decides)."""
     return os.path.lexists(path)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _write_synced(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _check_evidence(evidence: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    arrays: dict[str, np.ndarray] = {}
-    for key, value in evidence.items():
-        if not isinstance(key, str) or not key or key.startswith("/") or ".." in key.split("/"):
-            raise ValueError(f"evidence key {key!r}; expected a relative name such as "
-                             "'torch/reconstructed_obj'")
-        array = np.asarray(value)
-        if array.dtype.hasobject:
-            raise TypeError(f"evidence {key!r} has dtype object; expected numeric or string "
-                            "arrays (object arrays need pickle to load)")
-        arrays[key] = array
-    return arrays
 
 
 class BundleWriter:
@@ -180,7 +85,7 @@ class BundleWriter:
     def __init__(self, *, root: Path, case: str, stamp: str, staging: Path) -> None:
         self.root = root
         self.case = case
-        self._case_part = _directory_part(case)
+        self._case_part = case_directory_part(case)
         self.stamp = stamp
         self.staging = staging
         self.final: Path | None = None
@@ -199,7 +104,7 @@ class BundleWriter:
     def _target(self, name: str | os.PathLike[str]) -> Path:
         if self._closed:
             raise RuntimeError(f"bundle {self.final or self.staging} is closed; no more writes")
-        return self.staging.joinpath(*_relative(name).parts)
+        return self.staging.joinpath(*bundle_file_path(name).parts)
 
     @property
     def figures_dir(self) -> Path:
@@ -211,19 +116,19 @@ class BundleWriter:
     def write_text(self, name: str | os.PathLike[str], text: str) -> Path:
         """Write UTF-8 text at ``name`` (relative; parent folders are created)."""
         path = self._target(name)
-        _write_synced(path, text.encode("utf-8"))
+        write_synced(path, text.encode("utf-8"))
         return path
 
     def write_json(self, name: str | os.PathLike[str], obj: Any) -> Path:
         """Write ``obj`` as indented JSON (NumPy values plain, NaN/inf -> null, other -> str)."""
-        return self.write_text(name, _json(obj))
+        return self.write_text(name, json_text(obj))
 
     def write_npz(self, name: str | os.PathLike[str], arrays: Mapping[str, Any]) -> Path:
         """Write ``arrays`` with ``np.savez_compressed`` (keys may contain ``/``)."""
         path = self._target(name)
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("wb") as handle:
-            np.savez_compressed(handle, **_check_evidence(arrays))
+            np.savez_compressed(handle, **checked_evidence(arrays))
         return path
 
     def add_file(self, name: str | os.PathLike[str], src: str | os.PathLike[str]) -> Path:
@@ -277,15 +182,15 @@ class BundleWriter:
             if result.case != self.case:
                 raise ValueError(f"result is for case {result.case!r}; this bundle is "
                                  f"{self.case!r}")
-            arrays = _check_evidence(evidence)
+            arrays = checked_evidence(evidence)
             stage = self.staging
-            _write_synced(stage / "report.json", _json(result.to_dict()).encode("utf-8"))
+            write_synced(stage / "report.json", json_text(result.to_dict()).encode("utf-8"))
             figures = render_figures(result, arrays, self.figures_dir)
             links = [p.relative_to(stage).as_posix() for p in figures.written]
-            _write_synced(stage / "summary.md", render_summary(
+            write_synced(stage / "summary.md", render_summary(
                 result, figures=links, figure_notes=figures.skipped).encode("utf-8"))
-            _write_synced(stage / "junit.xml",
-                          render_junit(result, bundle_dir=stage).encode("utf-8"))
+            write_synced(stage / "junit.xml",
+                         render_junit(result, bundle_dir=stage).encode("utf-8"))
             with (stage / "evidence.npz").open("wb") as handle:
                 np.savez_compressed(handle, **arrays)
             self._write_provenance(
@@ -323,8 +228,8 @@ class BundleWriter:
 
     def _seal(self, note: str) -> Path:
         """Write the marker last, publish, and close the writer."""
-        _write_synced(self.staging / COMPLETE_MARKER,
-                      f"{self.stamp}_{self._case_part} {note}\n".encode())
+        write_synced(self.staging / COMPLETE_MARKER,
+                     f"{self.stamp}_{self._case_part} {note}\n".encode())
         final = self._publish()
         self.final = final
         self._closed = True
@@ -332,11 +237,7 @@ class BundleWriter:
 
     def _write_provenance(self, *, run: Mapping[str, Any], config: Mapping[str, Any],
                           backends: Mapping[str, Any], evidence_keys: list[str]) -> None:
-        files = {
-            path.relative_to(self.staging).as_posix(): {"bytes": path.stat().st_size,
-                                                        "sha256": _sha256(path)}
-            for path in sorted(self.staging.rglob("*")) if path.is_file()
-        }
+        files = file_manifest(self.staging)
         record = {
             "schema": "ptycho-parity/provenance/1",
             "case": self.case,
@@ -354,7 +255,7 @@ class BundleWriter:
                 "files": files,
             },
         }
-        _write_synced(self.staging / "provenance.json", _json(record).encode("utf-8"))
+        write_synced(self.staging / "provenance.json", json_text(record).encode("utf-8"))
 
     def _publish(self) -> Path:
         base = f"{self.stamp}_{self._case_part}"

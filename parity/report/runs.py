@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from parity.report.bundle import BUNDLE_FILES, COMPLETE_MARKER, STAGING_PREFIX, bundle_name
+from parity.report.bundle_names import BUNDLE_FILES, COMPLETE_MARKER, STAGING_PREFIX, bundle_name
 from parity.report.formatting import capped
 from parity.report.report_schema import validate_report
 

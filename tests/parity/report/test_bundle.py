@@ -13,7 +13,8 @@ import pytest
 
 from parity.report import bundle as bundle_module
 from parity.report import junit
-from parity.report.bundle import BUNDLE_FILES, COMPLETE_MARKER, new_bundle_dir, stamp_now
+from parity.report.bundle import new_bundle_dir
+from parity.report.bundle_names import BUNDLE_FILES, COMPLETE_MARKER
 from parity.results import BackendRun, Check, RunResult
 
 STAMP = "20240131T235959Z"
@@ -169,12 +170,6 @@ def test_writer_rejects_bad_names_and_late_writes(tmp_path: Path) -> None:
             writer.write_text("late.txt", "x")
         with pytest.raises(RuntimeError, match="already committed"):
             writer.commit(_result(), {})
-
-
-def test_stamp_now_format() -> None:
-    stamp = stamp_now()
-    assert len(stamp) == 16 and stamp[8] == "T" and stamp.endswith("Z")
-
 
 
 def _commit_many(root: Path, count: int) -> list[str]:
