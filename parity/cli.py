@@ -5,6 +5,11 @@ Exit codes (stable): 0 parity holds, 1 divergence beyond tolerance, 2 bad input 
 internal error of the harness itself (with its traceback: a bug to report), 130 interrupted
 (Ctrl-C), 143 terminated (SIGTERM), 141 the reader of stdout went away (``parity show | head``:
 the shell's SIGPIPE status, quietly). An interrupted or terminated run writes no bundle.
+
+This module holds the argument parser and the entry point (signals, exit codes, error lines);
+the sub-commands live in ``parity.cli_run`` (``run``), ``parity.cli_inputs`` (``cases``,
+``adapters``, ``fixtures``, ``convert``), ``parity.cli_bundles`` (``list``, ``show``, ``diff``)
+and ``parity.cli_extra`` (``selftest``, ``bench``, ``flake``).
 """
 
 from __future__ import annotations
@@ -17,10 +22,25 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any, NoReturn
+from typing import NoReturn
 
-from parity.cli_options import check_device, parse_levels, parse_names, reports_dir
+from parity.cli_bundles import cmd_diff, cmd_list, cmd_show
+from parity.cli_exit_codes import (
+    EXIT_BACKEND_FAILED,
+    EXIT_BROKEN_PIPE,
+    EXIT_DIVERGENCE,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_TERMINATED,
+    EXIT_USAGE,
+    UsageError,
+)
+from parity.cli_inputs import cmd_adapters, cmd_cases, cmd_convert, cmd_fixtures
+from parity.cli_run import cmd_run
 
+#: The exit codes are part of this entry point's interface (see the module doc) and stay
+#: importable from here; they are defined, with ``UsageError``, in ``parity.cli_exit_codes``.
 __all__ = [
     "EXIT_BACKEND_FAILED",
     "EXIT_BROKEN_PIPE",
@@ -30,24 +50,11 @@ __all__ = [
     "EXIT_OK",
     "EXIT_TERMINATED",
     "EXIT_USAGE",
+    "build_parser",
     "main",
 ]
 
-EXIT_OK = 0
-EXIT_DIVERGENCE = 1
-EXIT_USAGE = 2
-EXIT_BACKEND_FAILED = 3
-#: A harness bug; without it Python's own exit status 1 would read as "divergence".
-EXIT_INTERNAL = 4
-EXIT_INTERRUPTED = 130
-EXIT_TERMINATED = 143
-EXIT_BROKEN_PIPE = 141
-
 DEFAULT_REPORTS = Path("reports")
-
-
-class UsageError(Exception):
-    """Bad input or options (exit code 2)."""
 
 
 class _Terminated(KeyboardInterrupt):
@@ -71,235 +78,6 @@ class _Parser(argparse.ArgumentParser):
 
 def _one_line(message: object) -> str:
     return "; ".join(line.strip() for line in str(message).splitlines() if line.strip())
-
-
-def _parse_seeds(text: str | None, levels: tuple[str, ...]) -> tuple[int, ...]:
-    """``--seeds 0,1,2`` -> ``(0, 1, 2)``; None -> ``()`` (single-seed mode)."""
-    if text is None:
-        return ()
-    parts = [part.strip() for part in text.split(",") if part.strip()]
-    if not all(part.isdigit() for part in parts):
-        raise UsageError(f"--seeds {text!r}: expected a comma list of integers >= 0, e.g. 0,1,2")
-    seeds = tuple(int(part) for part in parts)
-    if len(seeds) < 2 or len(set(seeds)) != len(seeds):
-        raise UsageError(f"--seeds {text!r}: the equivalence test needs at least 2 distinct "
-                         "seeds, e.g. 0,1,2")
-    if "L5" not in levels:
-        raise UsageError(f"--seeds {text!r} needs level L5 (only L5 trains once per seed); "
-                         f"--levels gave {','.join(levels)}")
-    return seeds
-
-
-#: Values typed the Python way that JSON spells otherwise (``True``, ``nan``, ``inf``).
-_PYTHON_SPELLINGS: dict[str, Any] = {"true": True, "false": False, "nan": float("nan"),
-                                     "inf": float("inf"), "-inf": float("-inf"),
-                                     "none": None}
-
-
-def _parse_overrides(items: Sequence[str] | None, what: str) -> dict[str, Any]:
-    import json
-
-    out: dict[str, Any] = {}
-    for item in items or []:
-        if "=" not in item:
-            raise UsageError(f"--{what} {item!r}: expected KEY=VALUE")
-        key, value = (part.strip() for part in item.split("=", 1))
-        if key in out:
-            raise UsageError(f"--{what} {key}: given twice ({out[key]!r} and {value!r})")
-        try:
-            out[key] = json.loads(value)
-        except ValueError:
-            # Python spellings a user types for JSON's true/false/NaN/Infinity
-            out[key] = _PYTHON_SPELLINGS.get(value.lower(), value)
-    return out
-
-
-def _progress_printer(quiet: bool) -> Any:
-    def show(event: dict[str, Any]) -> None:
-        if quiet:
-            return
-        backend = event.get("backend", "?")
-        kind = event.get("event")
-        if kind == "epoch":
-            parts = [f"epoch {int(event.get('epoch', 0)) + 1}"]
-            for key in ("loss", "val_loss", "lr"):
-                if key in event and event[key] is not None:
-                    parts.append(f"{key}={float(event[key]):.5g}")
-            print(f"  [{backend}] " + " ".join(parts), file=sys.stderr, flush=True)
-        elif kind == "start":
-            print(f"  [{backend}] {event.get('task')} ...", file=sys.stderr, flush=True)
-        elif kind == "end":
-            print(f"  [{backend}] {event.get('task')} {event.get('status')} "
-                  f"({float(event.get('seconds', 0)):.1f} s)", file=sys.stderr, flush=True)
-        elif kind == "backend-end":
-            print(f"[{backend}] finished: {event.get('status')} "
-                  f"({float(event.get('seconds', 0)):.1f} s)", file=sys.stderr, flush=True)
-        elif kind == "backend-start":
-            print(f"[{backend}] starting tasks {', '.join(event.get('tasks', []))}",
-                  file=sys.stderr, flush=True)
-
-    return show
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    """``parity run``: the ladder on a case or a container file; writes a bundle."""
-    from parity.session import run_and_report
-
-    injections = {}
-    for item in args.inject or []:
-        if "=" not in item:
-            raise UsageError(f"--inject {item!r}: expected BACKEND=INJECTION")
-        backend, name = item.split("=", 1)
-        injections[backend] = name
-    backends = parse_names(args.backends)
-    levels = parse_levels(args.levels)
-    seeds = _parse_seeds(args.seeds, levels)
-    device = check_device(args.device)
-    reports_root = reports_dir(args.out)
-    bundle, result = run_and_report(
-        case=args.case, container_path=args.container, levels=levels, seeds=seeds,
-        backends=backends, device=device, seed=args.seed,
-        model_overrides=_parse_overrides(args.model, "model"),
-        train_overrides=_parse_overrides(args.train, "train"),
-        reports_root=reports_root, timeout_s=args.timeout, isolation=args.isolation,
-        injections=injections, progress=_progress_printer(args.quiet),
-        parallel=not args.sequential,
-    )
-    first = result.first_divergence
-    print(f"verdict: {result.verdict} (exit {result.exit_code})")
-    tests = [c for c in result.checks if c.stage == "equivalence"]
-    if tests:
-        equivalent = sum(1 for c in tests if c.verdict == "pass")
-        print(f"equivalence over seeds {list(seeds)}: {equivalent} of {len(tests)} "
-              "backend/metric tests equivalent (TOST)")
-    if first is not None:
-        print(f"first divergent stage: {first.name}: {first.message}")
-    known = [c for c in result.checks if c.verdict == "known"]
-    if known:  # allowed, not gating: a reviewer must still see them
-        print(f"known divergences (within an allowance of the registry): {len(known)}: "
-              + "; ".join(c.name for c in known[:10]) + ("; ..." if len(known) > 10 else ""))
-    for warning in result.warnings[:10]:
-        print(f"warning: {warning}")
-    if len(result.warnings) > 10:
-        print(f"... and {len(result.warnings) - 10} more warnings in the report")
-    for run in result.backend_runs:
-        if run.failed:
-            first_line = run.message.splitlines()[0] if run.message else ""
-            first_line = first_line.removesuffix("; log tail:")  # the tail is in the log
-            log = f" (log: {bundle / run.log_path})" if run.log_path else ""
-            print(f"backend {run.backend}: {run.status}: {first_line}{log}")
-    print(f"report: {bundle}")
-    return result.exit_code
-
-
-def cmd_cases(args: argparse.Namespace) -> int:
-    """``parity cases``: list the built-in cases."""
-    from fixtures.cases import case_names, get_case
-
-    for name in case_names():
-        case = get_case(name)
-        print(f"{name:14s} {case.description}")
-    return EXIT_OK
-
-
-def cmd_fixtures(args: argparse.Namespace) -> int:
-    """``parity fixtures``: list the cases, or write one to an NPZ container file.
-
-    The case name, the seed and the output file are checked before the case is built: the output
-    must be a ``.npz`` file name in an existing, writable directory, and an existing file is
-    replaced only with ``--force``.
-    """
-    from fixtures.cases import build_case, get_case
-    from parity.cli_options import output_file
-    from parity.io.container_npz import write_npz
-
-    if args.write is None:
-        return cmd_cases(args)
-    get_case(args.write)  # an unknown case is named before anything else
-    if args.seed < 0:
-        raise UsageError(f"--seed {args.seed}: expected an integer >= 0")
-    target = output_file(args.output or f"{args.write}.npz", option="--output")
-    if target.suffix.lower() != ".npz":
-        raise UsageError(f"--output {str(target)!r}: fixtures writes a container NPZ; give a file "
-                         "name ending in .npz")
-    if target.exists() and not args.force:
-        raise UsageError(f"--output {str(target)!r} already exists; choose another name, or pass "
-                         "--force to replace it")
-    container = build_case(args.write, seed=args.seed)
-    path = write_npz(container, target)
-    print(f"wrote {path} ({container.n_patterns} patterns, N={container.N}, "
-          f"hash {container.content_hash()[:12]})")
-    return EXIT_OK
-
-
-def cmd_adapters(args: argparse.Namespace) -> int:
-    """``parity adapters``: every registered backend adapter and where it comes from."""
-    from parity.registry import adapter_table
-
-    for name, target, source in adapter_table():
-        print(f"{name:14s} {target:45s} {source}")
-    return EXIT_OK
-
-
-def cmd_list(args: argparse.Namespace) -> int:
-    """``parity list``: past runs, newest last; then the bundles it skipped, and why."""
-    from parity.report.runs import format_scan, scan_runs
-
-    print(format_scan(scan_runs(Path(args.out))), end="")
-    return EXIT_OK
-
-
-def cmd_show(args: argparse.Namespace) -> int:
-    """``parity show RUN``: a run's summary."""
-    from parity.report.runs import resolve_run, show_run
-
-    print(show_run(resolve_run(Path(args.out), args.run)))
-    return EXIT_OK
-
-
-def cmd_diff(args: argparse.Namespace) -> int:
-    """``parity diff A B``: what changed between two runs."""
-    from parity.report.diff import diff_runs
-    from parity.report.runs import resolve_run
-
-    root = Path(args.out)
-    print(diff_runs(resolve_run(root, args.a), resolve_run(root, args.b)))
-    return EXIT_OK
-
-
-def cmd_convert(args: argparse.Namespace) -> int:
-    """``parity convert SRC DST``: container NPZ <-> ptychodus product (HDF5/NPZ).
-
-    The source, the numeric options and the destination are checked before any conversion:
-    DST may not be a directory, one of the inputs, or (without ``--force``) an existing file.
-    Prints the path and the kind of file written.
-    """
-    import math
-
-    from parity.cli_options import output_file
-    from parity.io.convert import check_destination, convert, detect_format
-
-    src = Path(args.src)
-    src_kind = detect_format(src)  # a missing, unreadable or unknown source is named first
-    for option, value in (("--nphotons", args.nphotons), ("--pixel-size-m", args.pixel_size_m),
-                          ("--detector-distance-m", args.detector_distance_m),
-                          ("--photon-energy-ev", args.photon_energy_ev)):
-        if value is not None and not (math.isfinite(value) and value > 0):
-            raise UsageError(f"{option} {value:g}: expected a finite number > 0")
-    dst = output_file(args.dst, option="DST")
-    inputs = [src] if args.diffraction is None else [src, Path(args.diffraction)]
-    check_destination(dst, inputs=inputs, overwrite=args.force, force_option="--force")
-    out = convert(src, dst, to=args.to, diffraction=args.diffraction,
-                  nphotons=args.nphotons, pixel_size_m=args.pixel_size_m,
-                  detector_distance_m=args.detector_distance_m,
-                  photon_energy_eV=args.photon_energy_ev, overwrite=args.force)
-    kind = detect_format(out)
-    print(f"wrote {out} ({kind})")
-    if src_kind.startswith("product-") and kind == "product-npz" and args.to is None:
-        print("note: a ptychodus product holds no diffraction patterns, so this is a product NPZ; "
-              "for a container NPZ pass --diffraction <container NPZ or ptychodus diffraction "
-              "file>")
-    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:

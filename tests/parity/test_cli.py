@@ -62,13 +62,6 @@ def test_bad_options_exit_2_with_a_named_problem(argv, needle, capsys, tmp_path)
     assert not any(tmp_path.iterdir()), "a rejected run must not write a bundle"
 
 
-def test_python_spellings_of_json_values_are_understood():
-    from parity.cli import _parse_overrides
-
-    assert _parse_overrides(["deterministic=True", "fast = false", "x=None"], "train") == \
-        {"deterministic": True, "fast": False, "x": None}
-
-
 def test_unreadable_container_exits_2(tmp_path, capsys):
     bad = tmp_path / "broken.npz"
     bad.write_bytes(b"PK\x03\x04 truncated")
