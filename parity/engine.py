@@ -4,8 +4,10 @@ its own subprocess by default), and judges the stage ladder L0-L5.
 Order of work: shared preparation (grouping, normalisation, seeded stage inputs, NumPy weights) ->
 the float64 oracle's expectations (in process) -> the baseline backend's job -> each other
 backend's job (including inference with the baseline's trained weights) -> checks -> RunResult.
-Job files, the cache and core sharing are :mod:`parity.jobs`'; the checks of each stage are
-:mod:`parity.ladder`'s.
+The stage inputs and the oracle's expectations are written here; job files, the cache, core
+sharing and running the jobs are :mod:`parity.jobs`'; judging the outputs is
+:mod:`parity.run_checks`' (the checks of each stage: :mod:`parity.ladder` for L0-L2,
+:mod:`parity.ladder_training` for L3-L5).
 
 Multi-seed mode (``RunPlan.seeds``): L5 trains each backend once per seed, as extra ``train``
 tasks of the same job, and judges the per-seed metric differences with an equivalence test
@@ -18,9 +20,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import tempfile
-import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,9 +29,9 @@ import numpy as np
 
 from parity.config import ModelConfig, TrainConfig, validation_split
 from parity.container import Container
-from parity.contract import NETWORK_OUTPUT_KEYS, PHYSICS_OUTPUT_KEYS
+from parity.contract import PreparedData
 from parity.divergences import DivergenceRegistry, load_registry
-from parity.equivalence import equivalence_margins, multi_seed_evaluation
+from parity.equivalence import equivalence_margins
 from parity.inputs import (
     initial_weights,
     l4_batches,
@@ -39,30 +39,10 @@ from parity.inputs import (
     perturbed_weights,
     physics_inputs,
 )
-from parity.jobs import (
-    backend_tasks,
-    cached_or_run,
-    job_threads,
-    l4_noise_reruns,
-    load_output,
-    merge_outcomes,
-    save_input,
-    train_tasks,
-    write_job,
-)
-from parity.judge import Judge
-from parity.ladder import (
-    compare_stage,
-    level0_checks,
-    level3_checks,
-    level4_checks,
-    level5_same_weights,
-    pool_input_checks,
-    pool_routing,
-)
+from parity.jobs import l4_noise_reruns, run_jobs, save_input
 from parity.prepare import group_container, prepare
-from parity.results import LEVELS, BackendRun, Check, RunResult
-from parity.runner import BackendOutcome
+from parity.results import LEVELS, BackendRun, RunResult
+from parity.run_checks import collect_checks
 from parity.tolerances import ToleranceTable, load_table
 
 __all__ = ["ISOLATIONS", "RunPlan", "run_parity"]
@@ -171,12 +151,6 @@ class RunPlan:
         object.__setattr__(self, "seeds", tuple(int(s) for s in seeds))
 
 
-def _device_kind(environment: Mapping[str, Any]) -> str:
-    device = str(environment.get("device", "cpu"))
-    return "cuda" if device.startswith("cuda") or device.startswith("/GPU") or "gpu" in \
-        device.lower() else "cpu"
-
-
 def run_parity(plan: RunPlan, workdir: Path | None = None, *,
                tolerances: ToleranceTable | None = None,
                registry: DivergenceRegistry | None = None,
@@ -229,9 +203,56 @@ def _run(plan: RunPlan, work: Path, table: ToleranceTable, known: DivergenceRegi
     data = prepare(container, grouping, model)
     if levels & {"L4", "L5"}:  # a split with no training group is bad input, not a backend error
         validation_split(data.diffraction.shape[0], train.validation_fraction)
-    inputs_dir = work / "inputs"
-    inputs_dir.mkdir(exist_ok=True)
     oracle = OracleAdapter()
+    files, expected = _write_stage_inputs(plan, data, work / "inputs", oracle)
+    outcomes, outputs = run_jobs(plan, work, files, progress, adapter_factory)
+    judged = collect_checks(plan, data, oracle, expected, outcomes, outputs, table=table,
+                            known=known, margins=margins)
+
+    backend_runs = tuple(
+        BackendRun(
+            backend=b, status=outcomes[b].status, seconds=outcomes[b].seconds,
+            tasks={n: {k: v for k, v in t.items() if k in ("status", "error", "seconds", "kind")}
+                   for n, t in outcomes[b].manifest.get("tasks", {}).items()},
+            environment=outcomes[b].manifest.get("environment", {}),
+            log_path=f"logs/{b}.log", message=outcomes[b].message,
+        )
+        for b in plan.backends
+    )
+    result = RunResult(
+        case=container.metadata.name, stamp=stamp, levels=tuple(plan.levels),
+        backends=tuple(plan.backends), checks=tuple(judged.checks), backend_runs=backend_runs,
+        histories=judged.histories, metrics=judged.metrics, equivalence=judged.equivalence,
+        config={"model": dataclasses.asdict(model), "train": dataclasses.asdict(train),
+                "seed": plan.seed, **({"seeds": list(plan.seeds)} if plan.seeds else {}),
+                "device_request": plan.device, "device": judged.device,
+                "isolation": plan.isolation, "sizing": plan.sizing,
+                "injections": dict(plan.injections), "n_groups": grouping.n_groups,
+                "intensity_scale": data.intensity_scale, "normalisation": data.normalisation},
+        provenance={"data_hash": container.content_hash(),
+                    "container": container.metadata.to_dict(),
+                    "tolerance_file": table.source, "divergence_registry": known.source},
+        warnings=judged.warnings,
+    )
+    for backend, outcome in outcomes.items():
+        log_copy = work / f"{backend}.log"
+        if outcome.log_path.exists() and outcome.log_path != log_copy:
+            shutil.copyfile(outcome.log_path, log_copy)
+    return result, judged.evidence
+
+
+def _write_stage_inputs(plan: RunPlan, data: PreparedData, inputs_dir: Path, oracle: Any
+                        ) -> tuple[dict[str, str], dict[str, dict[str, np.ndarray]]]:
+    """Save the inputs every backend's job reads to ``inputs_dir``, for the plan's levels, and
+    compute the oracle's expectations of them.
+
+    Returns the input files by name (``data``, ``physics``, ``weights``, ``batch``, ``batches``,
+    ``weights_perturbed``, ``weights_perturbed_1`` ..., as :func:`parity.jobs.backend_tasks`
+    names them) and the oracle's outputs per task (``physics`` at L1, ``network`` at L2).
+    """
+    levels = set(plan.levels)
+    container, model, train = plan.container, plan.model, plan.train
+    inputs_dir.mkdir(exist_ok=True)
     expected: dict[str, dict[str, np.ndarray]] = {}
     files: dict[str, str] = {"data": save_input(inputs_dir / "prepared.npz", data.to_arrays())}
     if "L1" in levels:
@@ -256,177 +277,4 @@ def _run(plan: RunPlan, work: Path, table: ToleranceTable, known: DivergenceRegi
             if key not in files:
                 files[key] = save_input(inputs_dir / f"{key}.npz",
                                         perturbed_weights(weights, seed=plan.seed, rerun=rerun))
-
-    outcomes: dict[str, BackendOutcome] = {}
-    outputs: dict[str, dict[str, dict[str, np.ndarray]]] = {}
-    baseline = plan.backends[0]
-    jobs: dict[str, tuple[Path, list[dict[str, Any]]]] = {}
-    for backend in plan.backends:
-        tasks = backend_tasks(plan, files, is_baseline=backend == baseline)
-        jobs[backend] = (write_job(work / backend, plan, model, train, backend, tasks), tasks)
-
-    cancel = threading.Event()
-
-    def run_job(backend: str, env: dict[str, str] | None) -> None:
-        job_dir, tasks = jobs[backend]
-        progress({"backend": backend, "event": "backend-start",
-                  "tasks": [t["name"] for t in tasks]})
-        instance = adapter_factory(backend) if adapter_factory is not None else None
-        outcome = cached_or_run(plan, job_dir, tasks, progress, instance, env=env,
-                                cancel=cancel)
-        outcomes[backend] = outcome
-        outputs[backend] = {t["name"]: load_output(job_dir / f"{t['name']}.npz") for t in tasks}
-        progress({"backend": backend, "event": "backend-end", "status": outcome.status,
-                  "seconds": outcome.seconds})
-
-    threads = job_threads(plan)
-    if threads is None:
-        for backend in plan.backends:
-            run_job(backend, None)
-    else:
-        pool = ThreadPoolExecutor(max_workers=len(plan.backends))
-        try:
-            for future in [pool.submit(run_job, b, threads) for b in plan.backends]:
-                future.result()
-        except BaseException:  # Ctrl-C / SIGTERM reach this thread only: stop every job
-            cancel.set()
-            raise
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-
-    # L5 same weights: each other backend predicts with the baseline's trained weights, in a
-    # short job of its own once the baseline has trained (it cannot run inside the parallel jobs).
-    base_train = outputs.get(baseline, {}).get("train", {})
-    cross = {k[len("weights/"):]: v for k, v in base_train.items() if k.startswith("weights/")}
-    if "L5" in levels and cross and len(plan.backends) > 1:
-        files["baseline_weights"] = save_input(inputs_dir / "baseline_weights.npz", cross)
-        for backend in plan.backends[1:]:
-            if outcomes[backend].status in ("crashed", "timeout", "oom"):
-                continue  # the backend failed on its own; its report says so
-            task = {"name": "baseline_weights", "kind": "predict_with_weights",
-                    "weights": files["baseline_weights"], "data": files["data"]}
-            job_dir = write_job(work / f"{backend}-cross", plan, model, train, backend, [task])
-            progress({"backend": backend, "event": "backend-start", "tasks": [task["name"]]})
-            instance = adapter_factory(backend) if adapter_factory is not None else None
-            extra = cached_or_run(plan, job_dir, [task], progress, instance, env=None)
-            outcomes[backend] = merge_outcomes(outcomes[backend], extra)
-            outputs[backend]["baseline_weights"] = load_output(job_dir / "baseline_weights.npz")
-            progress({"backend": backend, "event": "backend-end", "status": extra.status,
-                      "seconds": extra.seconds})
-
-    device = _device_kind(outcomes[baseline].manifest.get("environment", {}))
-    known.matched.clear()  # which allowances this run looks at (unmatched ones are reported)
-    judge = Judge(table, known, device=device)
-    checks: list[Check] = []
-    histories: dict[str, Any] = {}
-    evidence: dict[str, np.ndarray] = {}
-    metrics: dict[str, Any] = {}
-    for backend in plan.backends:
-        tasks_manifest = outcomes[backend].manifest.get("tasks", {})
-        config_record = tasks_manifest.get("effective_config", {})
-        if "L0" in levels:
-            manifests = {b: outcomes[b].manifest.get("tasks", {}) for b in outcomes}
-            checks.extend(level0_checks(judge, oracle, model, train, backend, baseline,
-                                        config_record, manifests, outputs, expected))
-        if "L1" in levels:
-            checks.extend(compare_stage(judge, "L1", backend, outcomes[backend], "physics",
-                                        outputs[backend].get("physics", {}),
-                                        expected["physics"], PHYSICS_OUTPUT_KEYS, "oracle"))
-        if "L2" in levels:
-            checks.extend(compare_stage(judge, "L2", backend, outcomes[backend], "network",
-                                        outputs[backend].get("network", {}),
-                                        expected["network"], NETWORK_OUTPUT_KEYS, "oracle"))
-            checks.extend(pool_input_checks(judge, "L2", backend, "oracle",
-                                            outputs[backend].get("network", {}),
-                                            expected["network"]))
-        history = tasks_manifest.get("train", {}).get("history")
-        if history:
-            histories[backend] = history
-            for key, values in history.items():
-                evidence[f"{backend}/history/{key}"] = np.asarray(values, dtype=np.float64)
-        trained = outputs[backend].get("train", {})
-        if "reconstructed_obj" in trained:
-            evidence[f"{backend}/reconstructed_obj"] = trained["reconstructed_obj"]
-            evidence[f"{backend}/origin_px"] = trained["origin_px"]
-
-    for backend in plan.backends[1:]:
-        pair_name = backend
-        for level, task, keys in (("L2", "network", NETWORK_OUTPUT_KEYS),):
-            if level in levels:
-                checks.extend(compare_stage(judge, level, pair_name, outcomes[backend], task,
-                                            outputs[backend].get(task, {}),
-                                            outputs[baseline].get(task, {}), keys, baseline,
-                                            stage_prefix="pair.",
-                                            reference_outcome=outcomes[baseline]))
-                checks.extend(pool_input_checks(judge, level, pair_name, baseline,
-                                                outputs[backend].get(task, {}),
-                                                outputs[baseline].get(task, {}),
-                                                stage_prefix="pair."))
-        if "L3" in levels:
-            # The L2 pool inputs (same batch and weights) tell a max-pool winner flipped by
-            # float32 rounding from a routing bug; without L2 the gradients are judged strictly.
-            routing = pool_routing(judge, outputs[backend].get("network", {}),
-                                   outputs[baseline].get("network", {}),
-                                   expected.get("network", {}))
-            checks.extend(level3_checks(judge, backend, baseline, outcomes, outputs,
-                                        routing=routing))
-        if "L4" in levels:
-            checks.extend(level4_checks(judge, backend, baseline, outcomes, outputs))
-        if "L5" in levels:
-            checks.extend(level5_same_weights(judge, backend, baseline, outcomes, outputs,
-                                              evidence))
-    equivalence: dict[str, Any] = {}
-    if "L5" in levels:
-        from parity.evaluation import independent_checks
-
-        l5_checks, metrics, l5_evidence = independent_checks(
-            judge, plan.backends, container, data, model, outcomes, outputs)
-        if plan.seeds:
-            seed_tasks = [(seed, name) for (name, _), seed
-                          in zip(train_tasks(plan), plan.seeds, strict=True)]
-            l5_checks, equivalence = multi_seed_evaluation(
-                judge, plan.backends, container, data, model, outcomes, outputs,
-                seed_tasks=seed_tasks, first=(l5_checks, metrics), margins=margins,
-                margins_source=table.source)
-        checks.extend(l5_checks)
-        evidence.update(l5_evidence)
-    if container.object_truth is not None:
-        evidence["truth/object"] = container.object_truth
-    for entry in known.unmatched(levels=plan.levels, backends=plan.backends, device=device):
-        judge.warnings.append(
-            f"divergence allowance {entry.id} ({entry.backend} {entry.level}/{entry.stage}/"
-            f"{entry.quantity}, device {entry.device}) matched no check of this run: fix its "
-            f"key or remove it ({known.source})")
-
-    backend_runs = tuple(
-        BackendRun(
-            backend=b, status=outcomes[b].status, seconds=outcomes[b].seconds,
-            tasks={n: {k: v for k, v in t.items() if k in ("status", "error", "seconds", "kind")}
-                   for n, t in outcomes[b].manifest.get("tasks", {}).items()},
-            environment=outcomes[b].manifest.get("environment", {}),
-            log_path=f"logs/{b}.log", message=outcomes[b].message,
-        )
-        for b in plan.backends
-    )
-    result = RunResult(
-        case=container.metadata.name, stamp=stamp, levels=tuple(plan.levels),
-        backends=tuple(plan.backends), checks=tuple(checks), backend_runs=backend_runs,
-        histories=histories, metrics=metrics, equivalence=equivalence,
-        config={"model": dataclasses.asdict(model), "train": dataclasses.asdict(train),
-                "seed": plan.seed, **({"seeds": list(plan.seeds)} if plan.seeds else {}),
-                "device_request": plan.device, "device": device,
-                "isolation": plan.isolation, "sizing": plan.sizing,
-                "injections": dict(plan.injections), "n_groups": grouping.n_groups,
-                "intensity_scale": data.intensity_scale, "normalisation": data.normalisation},
-        provenance={"data_hash": container.content_hash(),
-                    "container": container.metadata.to_dict(),
-                    "tolerance_file": table.source, "divergence_registry": known.source},
-        warnings=tuple(judge.warnings),
-    )
-    for backend, outcome in outcomes.items():
-        log_copy = work / f"{backend}.log"
-        if outcome.log_path.exists() and outcome.log_path != log_copy:
-            shutil.copyfile(outcome.log_path, log_copy)
-    return result, evidence
-
-
+    return files, expected

@@ -1,5 +1,5 @@
 """Backend jobs on disk: input files, ``job.json``, the result cache, threads for jobs run side
-by side, and one outcome per backend (framework-free).
+by side, one outcome per backend, and running a plan's jobs (:func:`run_jobs`) (framework-free).
 
 A job directory ``<work>/<backend>/`` holds ``job.json`` (backend, device, seed, configs, the
 task list, any injection) and, once run, one ``<task>.npz`` per task plus ``manifest.json``;
@@ -16,6 +16,7 @@ import os
 import shutil
 import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +30,8 @@ if TYPE_CHECKING:
     from parity.engine import RunPlan
 
 __all__ = ["backend_tasks", "cached_or_run", "job_key", "job_threads", "load_output",
-           "merge_outcomes", "run_backend_cached", "save_input", "train_tasks", "write_job"]
+           "merge_outcomes", "run_backend_cached", "run_jobs", "save_input", "train_tasks",
+           "write_job"]
 
 
 def save_input(path: Path, arrays: Mapping[str, Any]) -> str:
@@ -191,3 +193,88 @@ def run_backend_cached(job_dir: Path) -> BackendOutcome | None:
         return None
     return BackendOutcome(manifest.get("backend", job_dir.name), "ok", 0.0, manifest,
                           job_dir / "backend.log", "reused from the cache")
+
+
+def run_jobs(plan: RunPlan, work: Path, files: Mapping[str, str],
+             progress: Callable[[dict[str, Any]], None],
+             adapter_factory: Callable[[str], Any] | None
+             ) -> tuple[dict[str, BackendOutcome], dict[str, dict[str, dict[str, np.ndarray]]]]:
+    """Write and run every backend's job, then the L5 cross-inference jobs; return the outcome
+    and the output arrays (task -> name -> array) of each backend.
+
+    ``files`` are the shared inputs already in ``<work>/inputs/`` (:func:`save_input`). The jobs
+    run side by side when :func:`job_threads` allows it (Ctrl-C or SIGTERM then stops them all),
+    otherwise one after another; each is reused from ``plan.cache_dir`` when it can be
+    (:func:`cached_or_run`). ``adapter_factory`` (in-process isolation only) builds a backend's
+    adapter instance.
+    """
+    outcomes: dict[str, BackendOutcome] = {}
+    outputs: dict[str, dict[str, dict[str, np.ndarray]]] = {}
+    baseline = plan.backends[0]
+    jobs: dict[str, tuple[Path, list[dict[str, Any]]]] = {}
+    for backend in plan.backends:
+        tasks = backend_tasks(plan, files, is_baseline=backend == baseline)
+        jobs[backend] = (write_job(work / backend, plan, plan.model, plan.train, backend, tasks),
+                         tasks)
+
+    cancel = threading.Event()
+
+    def run_job(backend: str, env: dict[str, str] | None) -> None:
+        job_dir, tasks = jobs[backend]
+        progress({"backend": backend, "event": "backend-start",
+                  "tasks": [t["name"] for t in tasks]})
+        instance = adapter_factory(backend) if adapter_factory is not None else None
+        outcome = cached_or_run(plan, job_dir, tasks, progress, instance, env=env,
+                                cancel=cancel)
+        outcomes[backend] = outcome
+        outputs[backend] = {t["name"]: load_output(job_dir / f"{t['name']}.npz") for t in tasks}
+        progress({"backend": backend, "event": "backend-end", "status": outcome.status,
+                  "seconds": outcome.seconds})
+
+    threads = job_threads(plan)
+    if threads is None:
+        for backend in plan.backends:
+            run_job(backend, None)
+    else:
+        pool = ThreadPoolExecutor(max_workers=len(plan.backends))
+        try:
+            for future in [pool.submit(run_job, b, threads) for b in plan.backends]:
+                future.result()
+        except BaseException:  # Ctrl-C / SIGTERM reach this thread only: stop every job
+            cancel.set()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+    if "L5" in plan.levels:
+        _run_cross_inference(plan, work, files, progress, adapter_factory, outcomes, outputs)
+    return outcomes, outputs
+
+
+def _run_cross_inference(plan: RunPlan, work: Path, files: Mapping[str, str],
+                         progress: Callable[[dict[str, Any]], None],
+                         adapter_factory: Callable[[str], Any] | None,
+                         outcomes: dict[str, BackendOutcome],
+                         outputs: dict[str, dict[str, dict[str, np.ndarray]]]) -> None:
+    """L5 same weights: each other backend predicts with the baseline's trained weights, in a
+    short job of its own once the baseline has trained (it cannot run inside the parallel jobs).
+    Its outcome is merged into the backend's (:func:`merge_outcomes`), its output added to the
+    backend's outputs as ``baseline_weights``."""
+    base_train = outputs.get(plan.backends[0], {}).get("train", {})
+    cross = {k[len("weights/"):]: v for k, v in base_train.items() if k.startswith("weights/")}
+    if not cross or len(plan.backends) < 2:
+        return
+    weights_file = save_input(work / "inputs" / "baseline_weights.npz", cross)
+    for backend in plan.backends[1:]:
+        if outcomes[backend].status in ("crashed", "timeout", "oom"):
+            continue  # the backend failed on its own; its report says so
+        task = {"name": "baseline_weights", "kind": "predict_with_weights",
+                "weights": weights_file, "data": files["data"]}
+        job_dir = write_job(work / f"{backend}-cross", plan, plan.model, plan.train, backend,
+                            [task])
+        progress({"backend": backend, "event": "backend-start", "tasks": [task["name"]]})
+        instance = adapter_factory(backend) if adapter_factory is not None else None
+        extra = cached_or_run(plan, job_dir, [task], progress, instance, env=None)
+        outcomes[backend] = merge_outcomes(outcomes[backend], extra)
+        outputs[backend]["baseline_weights"] = load_output(job_dir / "baseline_weights.npz")
+        progress({"backend": backend, "event": "backend-end", "status": extra.status,
+                  "seconds": extra.seconds})
