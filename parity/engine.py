@@ -238,7 +238,8 @@ def _run(plan: RunPlan, work: Path, table: ToleranceTable, known: DivergenceRegi
         log_copy = work / f"{backend}.log"
         if outcome.log_path.exists() and outcome.log_path != log_copy:
             shutil.copyfile(outcome.log_path, log_copy)
-    return result, judged.evidence
+    # the arrays behind the first divergence, for the reviewer (evidence.npz, divergence.png)
+    return result, {**judged.evidence, **judged.judge.evidence_of(result.first_divergence)}
 
 
 def _write_stage_inputs(plan: RunPlan, data: PreparedData, inputs_dir: Path, oracle: Any

@@ -10,7 +10,7 @@ import numpy as np
 
 from parity.compare import compare_arrays
 from parity.divergences import DivergenceRegistry
-from parity.results import Check, jsonable
+from parity.results import FIRST_DIVERGENCE_EVIDENCE, Check, jsonable
 from parity.tolerances import Tolerance, ToleranceTable
 
 __all__ = ["Judge"]
@@ -38,6 +38,9 @@ class Judge:
         self.device = device
         self.dtype = dtype
         self.warnings: list[str] = []
+        #: ``Check.name`` -> ``(expected, actual)`` of every array comparison that failed (by
+        #: reference, no copy): the run keeps those of its first divergence as evidence.
+        self.diverged_arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def _evaluate(self, expected: np.ndarray, actual: np.ndarray, *, name: str, rtol: float,
                   atol: float, atol_scale: str, max_fraction: float,
@@ -113,8 +116,18 @@ class Judge:
             message += (f"; {'within' if verdict == 'known' else 'beyond'} allowance "
                         f"{allowance.id} (rtol={allowance.rtol:g}, atol="
                         f"{tolerance['allowance']['atol_effective']:.3g}): {allowance.reason}")
-        return Check(level, stage, quantity, backend, reference, verdict, jsonable(measured),
-                     jsonable(tolerance), message)
+        check = Check(level, stage, quantity, backend, reference, verdict, jsonable(measured),
+                      jsonable(tolerance), message)
+        if check.failed:
+            self.diverged_arrays[check.name] = (np.asarray(expected), np.asarray(actual))
+        return check
+
+    def evidence_of(self, check: Check | None) -> dict[str, np.ndarray]:
+        """The arrays behind ``check`` under :data:`~parity.results.FIRST_DIVERGENCE_EVIDENCE`
+        (empty unless it is a failed array comparison of this judge)."""
+        if check is None or check.name not in self.diverged_arrays:
+            return {}
+        return dict(zip(FIRST_DIVERGENCE_EVIDENCE, self.diverged_arrays[check.name], strict=True))
 
     @staticmethod
     def _message(verdict: str, measured: Mapping[str, Any], tol: Mapping[str, Any]) -> str:

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 __all__ = [
+    "FIRST_DIVERGENCE_EVIDENCE",
     "LEVELS",
     "VERDICTS",
     "BackendRun",
@@ -23,6 +24,11 @@ LEVELS: tuple[str, ...] = ("L0", "L1", "L2", "L3", "L4", "L5")
 #: allowance; ``skipped``: not run (reason in ``message``); ``error``: could not be evaluated
 #: (a backend failed to produce the input).
 VERDICTS: tuple[str, ...] = ("pass", "fail", "known", "skipped", "error")
+
+#: Evidence keys (``evidence.npz``) of the arrays behind the run's first divergence, when it is an
+#: array comparison: ``(expected, actual)`` exactly as the judge compared them.
+FIRST_DIVERGENCE_EVIDENCE: tuple[str, str] = ("first_divergence/expected",
+                                              "first_divergence/actual")
 
 
 def jsonable(value: Any) -> Any:

@@ -55,6 +55,9 @@ class RunChecks:
         ``cpu`` or ``cuda``: the baseline's device, which selects the tolerances.
     warnings : tuple[str, ...]
         The judge's warnings, including divergence allowances that matched no check.
+    judge : Judge
+        The judge that made the checks (it holds the arrays of every failed comparison:
+        :meth:`Judge.evidence_of`).
     """
 
     checks: list[Check]
@@ -64,6 +67,7 @@ class RunChecks:
     equivalence: dict[str, Any]
     device: str
     warnings: tuple[str, ...]
+    judge: Judge
 
 
 def _device_kind(environment: Mapping[str, Any]) -> str:
@@ -185,4 +189,5 @@ def collect_checks(plan: RunPlan, data: PreparedData, oracle: Any,
             f"{entry.quantity}, device {entry.device}) matched no check of this run: fix its "
             f"key or remove it ({known.source})")
     return RunChecks(checks=checks, histories=histories, evidence=evidence, metrics=metrics,
-                     equivalence=equivalence, device=device, warnings=tuple(judge.warnings))
+                     equivalence=equivalence, device=device, warnings=tuple(judge.warnings),
+                     judge=judge)

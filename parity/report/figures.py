@@ -15,7 +15,9 @@ Figures: ``objects.png`` (amplitude and phase of each backend and the truth on t
 region, shared colour limits per row), ``differences.png`` (backend A - backend B and each
 backend - truth: amplitude difference and wrap-safe phase difference ``angle(a * conj(b))``, no
 alignment applied), ``frc.png`` (FRC of each backend vs truth with its half-bit threshold),
-``loss.png`` (loss and val_loss of every backend, log y when all values are positive).
+``loss.png`` (loss and val_loss of every backend, log y when all values are positive),
+``divergence.png`` (the run's first divergence: expected, actual and their difference, from
+:data:`~parity.results.FIRST_DIVERGENCE_EVIDENCE`; see :mod:`parity.report.divergence_figure`).
 """
 
 from __future__ import annotations
@@ -29,18 +31,20 @@ from typing import Any
 
 import numpy as np
 
-from parity.results import RunResult
+from parity.report._plotting import (
+    PHASE_MASK_FRACTION,
+    InputError,
+    NotApplicable,
+    limits,
+    new_figure,
+    save,
+)
+from parity.report.divergence_figure import divergence_figure
+from parity.results import FIRST_DIVERGENCE_EVIDENCE, RunResult
 
-__all__ = ["FIGURE_DPI", "FigureSet", "render_figures", "write_figures"]
+__all__ = ["FigureSet", "render_figures", "write_figures"]
 
 _log = logging.getLogger(__name__)
-
-#: Small PNGs: a bundle is an artifact people download.
-FIGURE_DPI: int = 100
-
-#: Phase differences are blanked where either amplitude is below this fraction of its maximum:
-#: the phase of a near-zero value (uncovered border, zero fill) is noise, not a divergence.
-PHASE_MASK_FRACTION: float = 0.01
 
 TRUTH = "truth"
 
@@ -59,10 +63,6 @@ class FigureSet:
 
     written: tuple[Path, ...]
     skipped: tuple[str, ...]
-
-
-class _InputError(Exception):
-    """A figure's inputs are missing or unusable; the message says which."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,7 @@ class _Placed:
 def _backend_names(result: RunResult, evidence: Mapping[str, Any]) -> list[str]:
     """Backends with evidence: the run's order first, then any other prefix (sorted)."""
     prefixes = {key.split("/", 1)[0] for key in evidence if "/" in key} - {TRUTH}
+    prefixes -= {key.split("/", 1)[0] for key in FIRST_DIVERGENCE_EVIDENCE}
     ordered = [b for b in result.backends if b in prefixes]
     return ordered + sorted(prefixes - set(ordered))
 
@@ -95,9 +96,9 @@ def _object(evidence: Mapping[str, Any], key: str) -> np.ndarray:
     while values.ndim > 2 and values.shape[0] == 1:
         values = values[0]
     if values.ndim != 2 or values.size == 0:
-        raise _InputError(f"{key} has shape {values.shape}; expected a non-empty (H, W) array")
+        raise InputError(f"{key} has shape {values.shape}; expected a non-empty (H, W) array")
     if values.dtype.kind not in "fciu":
-        raise _InputError(f"{key} has dtype {values.dtype}; expected complex or real numbers")
+        raise InputError(f"{key} has dtype {values.dtype}; expected complex or real numbers")
     return values.astype(np.complex128)
 
 
@@ -110,7 +111,7 @@ def _placed_objects(result: RunResult, evidence: Mapping[str, Any],
             continue
         try:
             values = _object(evidence, key)
-        except _InputError as exc:
+        except InputError as exc:
             notes.append(f"objects: {exc}")
             continue
         origin_key = f"{backend}/origin_px"
@@ -128,7 +129,7 @@ def _placed_objects(result: RunResult, evidence: Mapping[str, Any],
     if f"{TRUTH}/object" in evidence:
         try:
             placed.append(_Placed(TRUTH, _object(evidence, f"{TRUTH}/object"), 0, 0))
-        except _InputError as exc:
+        except InputError as exc:
             notes.append(f"objects: {exc}")
     return placed
 
@@ -139,47 +140,24 @@ def _common(items: list[_Placed]) -> list[np.ndarray]:
     x1, y1 = min(p.x1 for p in items), min(p.y1 for p in items)
     if x1 <= x0 or y1 <= y0:
         spans = ", ".join(f"{p.label} x[{p.x0},{p.x1}) y[{p.y0},{p.y1})" for p in items)
-        raise _InputError(f"no common region ({spans})")
+        raise InputError(f"no common region ({spans})")
     return [p.values[y0 - p.y0:y1 - p.y0, x0 - p.x0:x1 - p.x0] for p in items]
-
-
-def _limits(arrays: list[np.ndarray]) -> tuple[float, float]:
-    finite = [a[np.isfinite(a)] for a in arrays]
-    finite = [f for f in finite if f.size]
-    if not finite:
-        return 0.0, 1.0
-    low, high = min(float(f.min()) for f in finite), max(float(f.max()) for f in finite)
-    return (low, high) if high > low else (low - 0.5, high + 0.5)
-
-
-def _new_figure(width_in: float, height_in: float) -> Any:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width_in, height_in), layout="constrained")
-    FigureCanvasAgg(figure)
-    return figure
-
-
-def _save(figure: Any, path: Path) -> Path:
-    figure.savefig(path, dpi=FIGURE_DPI, format="png")
-    return path
 
 
 def _objects_figure(result: RunResult, evidence: Mapping[str, Any], out_dir: Path,
                     notes: list[str]) -> Path:
     placed = _placed_objects(result, evidence, notes)
     if not placed:
-        raise _InputError("no <backend>/reconstructed_obj and no truth/object in the evidence")
+        raise InputError("no <backend>/reconstructed_obj and no truth/object in the evidence")
     crops = _common(placed)
     rows = [("amplitude", [np.abs(c) for c in crops], "viridis"),
             ("phase (rad)", [np.angle(c) for c in crops], "twilight")]
-    figure = _new_figure(3.0 * len(crops) + 0.8, 5.6)
+    figure = new_figure(3.0 * len(crops) + 0.8, 5.6)
     axes = figure.subplots(2, len(crops), squeeze=False)
     for row, (title, images, cmap) in enumerate(rows):
         # phase on its whole circle: a cyclic map stretched over the data range would give both
         # extremes nearly the same colour
-        vmin, vmax = (-np.pi, np.pi) if cmap == "twilight" else _limits(images)
+        vmin, vmax = (-np.pi, np.pi) if cmap == "twilight" else limits(images)
         for col, (item, image) in enumerate(zip(placed, images, strict=True)):
             ax = axes[row, col]
             shown = ax.imshow(image, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
@@ -189,7 +167,7 @@ def _objects_figure(result: RunResult, evidence: Mapping[str, Any], out_dir: Pat
         figure.colorbar(shown, ax=list(axes[row]), shrink=0.8)
     height, width = crops[0].shape
     figure.suptitle(f"{result.case}: common region {width}x{height} px", fontsize=10)
-    return _save(figure, out_dir / "objects.png")
+    return save(figure, out_dir / "objects.png")
 
 
 def _differences_figure(result: RunResult, evidence: Mapping[str, Any], out_dir: Path,
@@ -199,12 +177,12 @@ def _differences_figure(result: RunResult, evidence: Mapping[str, Any], out_dir:
     truth = [p for p in placed if p.label == TRUTH]
     pairs = list(itertools.combinations(backends, 2)) + [(b, t) for b in backends for t in truth]
     if not pairs:
-        raise _InputError(f"needs two objects; have {[p.label for p in placed] or 'none'}")
+        raise InputError(f"needs two objects; have {[p.label for p in placed] or 'none'}")
     rows = []
     for a, b in pairs:
         try:
             crop_a, crop_b = _common([a, b])
-        except _InputError as exc:
+        except InputError as exc:
             notes.append(f"differences: {a.label} - {b.label}: {exc}")
             continue
         amp_a, amp_b = np.abs(crop_a), np.abs(crop_b)
@@ -218,8 +196,8 @@ def _differences_figure(result: RunResult, evidence: Mapping[str, Any], out_dir:
         rows.append((f"{a.label} - {b.label}", amp_a - amp_b, np.where(blank, np.nan, phase),
                      offset))
     if not rows:
-        raise _InputError("no pair of objects overlaps")
-    figure = _new_figure(7.0, 3.0 * len(rows) + 0.6)
+        raise InputError("no pair of objects overlaps")
+    figure = new_figure(7.0, 3.0 * len(rows) + 0.6)
     axes = figure.subplots(len(rows), 2, squeeze=False)
     for row, (label, d_amp, d_phase, offset) in enumerate(rows):
         for col, (kind, image, note) in enumerate((
@@ -237,12 +215,12 @@ def _differences_figure(result: RunResult, evidence: Mapping[str, Any], out_dir:
             figure.colorbar(shown, ax=ax, shrink=0.8)
     figure.suptitle(f"{result.case}: differences (no shift alignment; global phase offset "
                     "removed)", fontsize=10)
-    return _save(figure, out_dir / "differences.png")
+    return save(figure, out_dir / "differences.png")
 
 
 def _frc_figure(result: RunResult, evidence: Mapping[str, Any], out_dir: Path,
                 notes: list[str]) -> Path:
-    figure = _new_figure(6.0, 4.0)
+    figure = new_figure(6.0, 4.0)
     ax = figure.subplots()
     drawn = 0
     for index, backend in enumerate(_backend_names(result, evidence)):
@@ -274,14 +252,14 @@ def _frc_figure(result: RunResult, evidence: Mapping[str, Any], out_dir: Path,
             notes.append(f"frc: {backend}/frc/half_bit has shape {half_bit.shape}; expected "
                          f"{freq.shape} or a scalar")
     if not drawn:
-        raise _InputError("no <backend>/frc/frequency + <backend>/frc/curve in the evidence")
+        raise InputError("no <backend>/frc/frequency + <backend>/frc/curve in the evidence")
     ax.set_xlabel("spatial frequency (cycles/px; Nyquist 0.5)")
     ax.set_ylabel("FRC")
     ax.set_ylim(top=1.05)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(f"{result.case}: Fourier ring correlation vs truth", fontsize=10)
-    return _save(figure, out_dir / "frc.png")
+    return save(figure, out_dir / "frc.png")
 
 
 def _history(result: RunResult, evidence: Mapping[str, Any], backend: str,
@@ -298,7 +276,7 @@ def _history(result: RunResult, evidence: Mapping[str, Any], backend: str,
 
 def _loss_figure(result: RunResult, evidence: Mapping[str, Any], out_dir: Path,
                  notes: list[str]) -> Path:
-    figure = _new_figure(6.0, 4.0)
+    figure = new_figure(6.0, 4.0)
     ax = figure.subplots()
     names = list(dict.fromkeys([*_backend_names(result, evidence), *result.histories]))
     curves = []
@@ -311,7 +289,7 @@ def _loss_figure(result: RunResult, evidence: Mapping[str, Any], out_dir: Path,
                         linestyle=style, marker="." if values.size < 30 else None,
                         label=f"{backend} {name}")
     if not curves:
-        raise _InputError("no loss history in the evidence or in RunResult.histories")
+        raise InputError("no loss history in the evidence or in RunResult.histories")
     finite = np.concatenate([c[np.isfinite(c)] for c in curves])
     scale = "log"
     if finite.size == 0 or finite.min() <= 0:
@@ -326,7 +304,7 @@ def _loss_figure(result: RunResult, evidence: Mapping[str, Any], out_dir: Path,
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(f"{result.case}: training curves", fontsize=10)
-    return _save(figure, out_dir / "loss.png")
+    return save(figure, out_dir / "loss.png")
 
 
 _FIGURES: tuple[tuple[str, Callable[..., Path]], ...] = (
@@ -334,6 +312,7 @@ _FIGURES: tuple[tuple[str, Callable[..., Path]], ...] = (
     ("differences", _differences_figure),
     ("frc", _frc_figure),
     ("loss", _loss_figure),
+    ("divergence", divergence_figure),
 )
 
 
@@ -362,7 +341,9 @@ def render_figures(result: RunResult, evidence: Mapping[str, Any], out_dir: Path
     for name, draw in _FIGURES:
         try:
             written.append(draw(result, evidence, out_dir, notes))
-        except _InputError as exc:
+        except NotApplicable:
+            continue
+        except InputError as exc:
             notes.append(f"{name}: {exc}")
         except Exception as exc:  # a figure must never cost the bundle
             _log.warning("figure %s failed", name, exc_info=True)

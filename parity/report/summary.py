@@ -119,7 +119,7 @@ def _check_row(check: Check) -> list[str]:
     return row
 
 
-def _first_divergence(result: RunResult) -> list[str]:
+def _first_divergence(result: RunResult, figures: Sequence[str]) -> list[str]:
     first = result.first_divergence
     if first is None:
         if result.backend_failed:
@@ -144,6 +144,10 @@ def _first_divergence(result: RunResult) -> list[str]:
                 continue
             shown = [element_text(v) for v in list(value)[:_WORST_SHOWN]]
             lines.append(f"- {key} (first {len(shown)} of {len(value)}): " + "; ".join(shown))
+    drawn = [f for f in figures if f.rsplit("/", 1)[-1] == "divergence.png"]
+    if drawn:
+        lines.append(f"- figure: [{drawn[0]}]({drawn[0]}) (expected, actual and their difference "
+                     "where it is worst; the arrays are in evidence.npz under `first_divergence/`)")
     return lines
 
 
@@ -305,7 +309,7 @@ def _render(result: RunResult, figures: Sequence[str], figure_notes: Sequence[st
         f"levels: {', '.join(result.levels) or 'none'}; checks: "
         + ", ".join(f"{n} {VERDICT_LABELS[v]}" for v, n in counts.items()),
         "",
-        *_first_divergence(result),
+        *_first_divergence(result, figures),
         "",
         "## Checks by level",
         *_level_sections(result, include_passes=include_passes),

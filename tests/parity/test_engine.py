@@ -16,6 +16,8 @@ import pytest
 from fixtures.cases import get_case
 from parity.engine import RunPlan, run_parity
 from parity.oracle.adapter import OracleAdapter
+from parity.report.figures import render_figures
+from parity.results import FIRST_DIVERGENCE_EVIDENCE
 
 LEVELS = ("L0", "L1", "L2")
 
@@ -68,10 +70,22 @@ def test_clean_pair_passes(small_case, tmp_path):
 
 
 def test_flipped_translation_is_named_at_l1(small_case, tmp_path):
-    result, _ = _run(_plan(small_case), tmp_path, flip_translation=True)
+    result, evidence = _run(_plan(small_case), tmp_path, flip_translation=True)
     first = result.first_divergence
     assert result.exit_code == 1
     assert first is not None and first.level == "L1" and first.stage == "translated"
+    # the arrays it compared come with it, for the bundle's divergence figure
+    expected, actual = (evidence[key] for key in FIRST_DIVERGENCE_EVIDENCE)
+    assert expected.shape == actual.shape and expected.ndim >= 2
+    assert not np.allclose(expected, actual, rtol=1e-5, atol=1e-6)
+    figures = render_figures(result, evidence, tmp_path / "figures")
+    assert "divergence.png" in [p.name for p in figures.written], figures.skipped
+
+
+def test_a_passing_run_adds_no_divergence_evidence(small_case, tmp_path):
+    result, evidence = _run(_plan(small_case, levels=("L0", "L1")), tmp_path)
+    assert result.exit_code == 0
+    assert not set(FIRST_DIVERGENCE_EVIDENCE) & set(evidence)
 
 
 def test_crashing_backend_is_reported_not_fatal(small_case, tmp_path):

@@ -58,6 +58,13 @@ def test_summary_names_first_divergence_with_numbers_and_tolerance() -> None:
     assert "max_abs_err=3.200e-04" in text
     assert "rtol=1.000e-05, atol=1.000e-06 (f32 FFT vs f64 oracle)" in text
     assert "worst (first 2 of 2): [0, 3, 4]; [1, 2, 2]" in text
+    assert "- figure:" not in text  # no divergence figure was drawn
+
+
+def test_the_first_divergence_links_its_figure() -> None:
+    text = render_summary(_result(), figures=["figures/objects.png", "figures/divergence.png"])
+    section = text.split("## Checks by level")[0]
+    assert "- figure: [figures/divergence.png](figures/divergence.png)" in section
 
 
 def test_summary_verdict_tables_backends_metrics_config_provenance() -> None:
