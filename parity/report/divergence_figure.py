@@ -8,8 +8,9 @@ opening a failed L1/L2 bundle sees where the stage differs, not only by how much
 Layout:
 
 - an array with two axes of at least :data:`MIN_IMAGE_SIDE` elements is shown as images: the
-  plane through its worst element (largest ``|actual - expected|``, a NaN/inf on one side only
-  counting as worst) along its two longest axes, the other axes fixed at that element's index.
+  plane through its worst element (the judge's first listed, the furthest beyond its bound, as
+  in the summary; else the largest ``|actual - expected|``, a NaN/inf on one side only counting
+  as worst) along its two longest axes, the other axes fixed at that element's index.
   Complex: amplitude of expected and actual and the amplitude difference, then the phases and
   the wrap-safe phase difference ``angle(actual * conj(expected))`` (blank where either
   amplitude is below :data:`~parity.report._plotting.PHASE_MASK_FRACTION` of its maximum);
@@ -57,17 +58,23 @@ def _badness(expected: np.ndarray, actual: np.ndarray) -> np.ndarray:
     return np.where(same_nonfinite, 0.0, np.nan_to_num(error, nan=np.inf))
 
 
-def worst_plane(expected: np.ndarray, actual: np.ndarray,
+def worst_plane(expected: np.ndarray, actual: np.ndarray, *,
+                worst: tuple[int, ...] | None = None,
                 ) -> tuple[tuple[int | slice, ...] | None, tuple[int, ...]]:
     """Where to look: ``(index, worst)``.
 
-    ``worst`` is the multi-index of the worst element (:func:`_badness`). ``index`` selects the
-    2-D plane through it along the array's two longest axes (the later axis wins a tie), or is
-    ``None`` when the array has fewer than two axes of at least :data:`MIN_IMAGE_SIDE`.
+    ``worst`` is the multi-index of the element to show: the one given (the judge's worst, the
+    furthest beyond its bound) when it is a valid index of the arrays, else the largest error
+    (:func:`_badness`). ``index`` selects the 2-D plane through it along the array's two longest
+    axes (the later axis wins a tie), or is ``None`` when the array has fewer than two axes of at
+    least :data:`MIN_IMAGE_SIDE`.
     """
-    badness = _badness(expected, actual)
-    worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(badness)), badness.shape)) \
-        if badness.size else ()
+    valid = worst is not None and len(worst) == expected.ndim and all(
+        0 <= i < n for i, n in zip(worst, expected.shape, strict=True))
+    if worst is None or not valid:
+        badness = _badness(expected, actual)
+        worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(badness)),
+                                                        badness.shape)) if badness.size else ()
     if expected.ndim < 2:
         return None, worst
     longest = sorted(range(expected.ndim), key=lambda axis: (expected.shape[axis], axis))[-2:]
@@ -76,6 +83,17 @@ def worst_plane(expected: np.ndarray, actual: np.ndarray,
     index = tuple(slice(None) if axis in longest else worst[axis]
                   for axis in range(expected.ndim))
     return index, worst
+
+
+def _judged_worst(measured: Mapping[str, Any]) -> tuple[int, ...] | None:
+    """The index of the judge's first listed worst element (``measured["worst"][0]["index"]``,
+    the one furthest beyond its bound, as the summary lists it), or ``None``."""
+    listed = measured.get("worst")
+    try:
+        index = listed[0]["index"]  # type: ignore[index]
+        return tuple(int(i) for i in index)
+    except (TypeError, KeyError, IndexError, ValueError):
+        return None
 
 
 def _describe(index: tuple[int | slice, ...]) -> str:
@@ -181,7 +199,7 @@ def divergence_figure(result: RunResult, evidence: Mapping[str, Any], out_dir: P
             or expected.size == 0:
         raise InputError(f"{first.name}: arrays of dtype {expected.dtype} / {actual.dtype} and "
                          f"size {expected.size}; expected non-empty numbers")
-    index, worst = worst_plane(expected, actual)
+    index, worst = worst_plane(expected, actual, worst=_judged_worst(first.measured))
     message = first.message if len(first.message) <= _TITLE_CHARS \
         else first.message[:_TITLE_CHARS - 3] + "..."
     if index is None:

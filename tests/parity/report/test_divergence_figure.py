@@ -71,6 +71,19 @@ def test_nan_on_one_side_is_the_worst_element() -> None:
     assert worst_plane(both, actual_both)[1] == (1, 1)  # NaN on both sides agrees
 
 
+def test_the_judges_worst_element_is_shown_when_it_is_a_valid_index() -> None:
+    """The summary lists first the element furthest beyond its bound; the figure shows that one,
+    and falls back to the largest error for an index that does not fit the arrays."""
+    expected = np.ones((3, 8, 8))
+    actual = expected.copy()
+    actual[0, 1, 1] = 9.0  # the largest error
+    actual[2, 6, 5] = 1.5  # the judge's choice (e.g. a small value far beyond its bound)
+    assert worst_plane(expected, actual, worst=(2, 6, 5)) == ((2, slice(None), slice(None)),
+                                                               (2, 6, 5))
+    for bad in ((3, 0, 0), (0, 1), (-1, 0, 0)):
+        assert worst_plane(expected, actual, worst=bad)[1] == (0, 1, 1)
+
+
 @settings(max_examples=40, deadline=None)
 @given(shape=st.lists(st.integers(1, 7), min_size=1, max_size=4), seed=st.integers(0, 2**16))
 def test_the_plane_always_holds_the_worst_element(shape: list[int], seed: int) -> None:
