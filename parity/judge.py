@@ -51,8 +51,10 @@ class Judge:
         if atol_scale == "group_max_abs":
             scale = float(group_max_abs)  # type: ignore[arg-type]  # checked by compare
         else:
-            scale = float(np.max(np.abs(expected))) \
-                if expected.size and np.isfinite(expected).all() else 1.0
+            # the largest finite magnitude: a NaN/inf the two sides share (judged apart, by the
+            # non-finite masks) must not drop the scale of every other element to 1
+            finite = np.abs(expected[np.isfinite(expected)]) if expected.size else expected
+            scale = float(np.max(finite)) if finite.size else 1.0
         atol_abs = atol if atol_scale == "absolute" else atol * scale
         comparison = compare_arrays(name, expected, actual, rtol=rtol, atol=atol_abs)
         measured = comparison.to_dict()

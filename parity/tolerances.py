@@ -25,7 +25,7 @@ from typing import Any
 
 from parity.results import LEVELS
 
-__all__ = ["ATOL_SCALES", "DEFAULT_TABLE", "DEVICES", "AmbiguousToleranceError",
+__all__ = ["ATOL_SCALES", "DEFAULT_TABLE", "DEVICES", "DTYPES", "AmbiguousToleranceError",
            "EquivalenceMargin", "Tolerance", "ToleranceTable", "check_choice", "check_number",
            "check_strings", "load_table"]
 
@@ -89,6 +89,7 @@ class Tolerance:
         check_strings(self, ("level", "stage", "quantity", "dtype", "device", "reason",
                              "atol_scale", "calibration"), where=where)
         check_choice(self, "level", LEVELS, where=where)
+        check_choice(self, "dtype", DTYPES, where=where)
         check_choice(self, "device", DEVICES, where=where)
         check_number(self, "rtol", where=where, low=0.0)
         check_number(self, "atol", where=where, low=0.0)
@@ -120,6 +121,10 @@ class Tolerance:
 #: Device kinds a tolerance entry or divergence allowance may name (``*``: any); the judge
 #: compares on ``cpu`` or ``cuda``.
 DEVICES: tuple[str, ...] = ("*", "cpu", "cuda")
+
+#: Working precisions a tolerance entry may name (``*``: any); the judge keys its lookups by the
+#: backends' precision (``float32``), so a misspelt ``flaot32`` would match no check.
+DTYPES: tuple[str, ...] = ("*", "float16", "bfloat16", "float32", "float64")
 
 
 def check_choice(entry: Any, name: str, choices: tuple[str, ...], *, where: str) -> None:

@@ -1,26 +1,41 @@
 """``divergence.png``: the arrays behind the run's first divergence, side by side.
 
 Reads :attr:`RunResult.first_divergence <parity.results.RunResult.first_divergence>` (what
-failed, and its message) and the evidence keys :data:`~parity.results.FIRST_DIVERGENCE_EVIDENCE`
-(``expected``, ``actual``: the arrays exactly as the judge compared them, any shape). A reviewer
-opening a failed L1/L2 bundle sees where the stage differs, not only by how much.
+failed, its message and its bound) and the evidence keys
+:data:`~parity.results.FIRST_DIVERGENCE_EVIDENCE` (``expected``, ``actual``: the arrays exactly as
+the judge compared them, any shape). A reviewer opening a failed bundle sees where the stage
+differs, not only by how much.
 
 Layout:
 
 - an array with two axes of at least :data:`MIN_IMAGE_SIDE` elements is shown as images: the
   plane through its worst element (the judge's first listed, the furthest beyond its bound, as
   in the summary; else the largest ``|actual - expected|``, a NaN/inf on one side only counting
-  as worst) along its two longest axes, the other axes fixed at that element's index.
-  Complex: amplitude of expected and actual and the amplitude difference, then the phases and
-  the wrap-safe phase difference ``angle(actual * conj(expected))`` (blank where either
-  amplitude is below :data:`~parity.report._plotting.PHASE_MASK_FRACTION` of its maximum);
-  real: expected, actual and ``actual - expected``. The worst element is marked.
-- anything else (scalars, curves, thin arrays) is drawn as curves over the flattened index
-  (magnitudes when complex), with ``actual - expected`` below.
+  as worst), the other axes fixed at that element's index. Of the pairs of axes that qualify,
+  the one with the longest shorter side is drawn, the later axes winning a tie: a spatial
+  ``8 x 8`` plane of a ``(batch, 128, 8, 8)`` feature map, not a ``128 x 8`` strip across its
+  channels (a plane longer than :data:`MAX_ASPECT` to one is stretched to fill its panel).
+  Complex: amplitude of expected and actual and the amplitude difference, then the phases
+  (blank where that side's amplitude is below
+  :data:`~parity.report._plotting.PHASE_MASK_FRACTION` of its maximum) and the wrap-safe phase
+  difference ``angle(actual * conj(expected))`` (blank where either is); real: expected, actual
+  and ``actual - expected``. Expected and actual share a colour scale unless the range of one is
+  :data:`OWN_SCALE_RATIO` times the other's (a wrong scale factor), when each gets its own and
+  the panel title says so. The worst element is marked.
+- anything else (scalars, curves, thin arrays) is drawn over the flattened index (magnitudes
+  when complex): up to :data:`LONG_VECTOR` elements as curves of expected and actual, with the
+  tolerance band, and ``actual - expected`` below; longer ones (every weight of a network
+  pooled into one check) in :data:`BINS` bins, as the largest ``|actual - expected|`` per bin
+  against the tolerance bound (log scale) and the share of each bin out of tolerance, so that
+  the part of the vector that diverges stands out. The worst element is marked.
+
+The title wraps the check's name and message to the figure's width (at most
+:data:`MESSAGE_LINES` lines of message).
 """
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -28,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from parity.report._plotting import (
+    FIGURE_DPI,
     PHASE_MASK_FRACTION,
     InputError,
     NotApplicable,
@@ -35,15 +51,34 @@ from parity.report._plotting import (
     new_figure,
     save,
 )
-from parity.results import FIRST_DIVERGENCE_EVIDENCE, RunResult
+from parity.results import FIRST_DIVERGENCE_EVIDENCE, Check, RunResult
 
-__all__ = ["MIN_IMAGE_SIDE", "divergence_figure", "worst_plane"]
+__all__ = ["BINS", "LONG_VECTOR", "MAX_ASPECT", "MESSAGE_LINES", "MIN_IMAGE_SIDE",
+           "OWN_SCALE_RATIO", "divergence_figure", "worst_plane"]
 
 #: Smallest length of both image axes for an array to be drawn as images, not as curves.
 MIN_IMAGE_SIDE: int = 4
 
-#: The check's message is cut to this many characters in the figure title.
-_TITLE_CHARS = 160
+#: A plane longer than this to one is drawn stretched (``aspect="auto"``), not as a thin strip.
+MAX_ASPECT: float = 4.0
+
+#: Expected and actual get their own colour scales when the range of one is this many times the
+#: other's: on a shared scale the smaller one would be a flat field.
+OWN_SCALE_RATIO: float = 10.0
+
+#: Flattened arrays longer than this are drawn in bins, not as raw curves (a line through
+#: hundreds of thousands of weights is a solid band).
+LONG_VECTOR: int = 2048
+
+#: Number of bins of a long flattened array.
+BINS: int = 400
+
+#: Lines of the check's message in the title (wrapped to the figure's width; the rest is cut).
+MESSAGE_LINES: int = 3
+
+#: Width of a title character at font size 9, in pixels at FIGURE_DPI (generous: DejaVu Sans
+#: averages about 6 px; digits and capitals are wider).
+_TITLE_CHAR_PX = 7.5
 
 
 def _badness(expected: np.ndarray, actual: np.ndarray) -> np.ndarray:
@@ -58,6 +93,15 @@ def _badness(expected: np.ndarray, actual: np.ndarray) -> np.ndarray:
     return np.where(same_nonfinite, 0.0, np.nan_to_num(error, nan=np.inf))
 
 
+def _plane_axes(shape: tuple[int, ...]) -> tuple[int, int] | None:
+    """The two axes to draw as an image (module docstring), or ``None``."""
+    pairs = [(a, b) for a in range(len(shape)) for b in range(a + 1, len(shape))
+             if min(shape[a], shape[b]) >= MIN_IMAGE_SIDE]
+    if not pairs:
+        return None
+    return max(pairs, key=lambda pair: (min(shape[pair[0]], shape[pair[1]]), pair[1], pair[0]))
+
+
 def worst_plane(expected: np.ndarray, actual: np.ndarray, *,
                 worst: tuple[int, ...] | None = None,
                 ) -> tuple[tuple[int | slice, ...] | None, tuple[int, ...]]:
@@ -65,9 +109,9 @@ def worst_plane(expected: np.ndarray, actual: np.ndarray, *,
 
     ``worst`` is the multi-index of the element to show: the one given (the judge's worst, the
     furthest beyond its bound) when it is a valid index of the arrays, else the largest error
-    (:func:`_badness`). ``index`` selects the 2-D plane through it along the array's two longest
-    axes (the later axis wins a tie), or is ``None`` when the array has fewer than two axes of at
-    least :data:`MIN_IMAGE_SIDE`.
+    (:func:`_badness`). ``index`` selects the 2-D plane through it (module docstring: of the
+    pairs of axes at least :data:`MIN_IMAGE_SIDE` long, the one with the longest shorter side,
+    later axes winning a tie), or is ``None`` when no two axes are that long.
     """
     valid = worst is not None and len(worst) == expected.ndim and all(
         0 <= i < n for i, n in zip(worst, expected.shape, strict=True))
@@ -75,12 +119,10 @@ def worst_plane(expected: np.ndarray, actual: np.ndarray, *,
         badness = _badness(expected, actual)
         worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(badness)),
                                                         badness.shape)) if badness.size else ()
-    if expected.ndim < 2:
+    axes = _plane_axes(expected.shape)
+    if axes is None:
         return None, worst
-    longest = sorted(range(expected.ndim), key=lambda axis: (expected.shape[axis], axis))[-2:]
-    if min(expected.shape[axis] for axis in longest) < MIN_IMAGE_SIDE:
-        return None, worst
-    index = tuple(slice(None) if axis in longest else worst[axis]
+    index = tuple(slice(None) if axis in axes else worst[axis]
                   for axis in range(expected.ndim))
     return index, worst
 
@@ -96,6 +138,15 @@ def _judged_worst(measured: Mapping[str, Any]) -> tuple[int, ...] | None:
         return None
 
 
+def _bound_of(check: Check) -> tuple[float, float] | None:
+    """``(rtol, atol)`` in absolute units of the check's elementwise bound
+    ``atol + rtol * |expected|``, or ``None`` when the check does not record both."""
+    rtol, atol = check.tolerance.get("rtol"), check.measured.get("atol_effective")
+    ok = all(isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v)
+             for v in (rtol, atol))
+    return (float(rtol), float(atol)) if ok else None  # type: ignore[arg-type]
+
+
 def _describe(index: tuple[int | slice, ...]) -> str:
     return "[" + ", ".join(":" if isinstance(i, slice) else str(i) for i in index) + "]"
 
@@ -106,16 +157,17 @@ def _image_rows(expected: np.ndarray, actual: np.ndarray,
     ``phase`` or ``difference``."""
     if np.iscomplexobj(expected) or np.iscomplexobj(actual):
         amp_e, amp_a = np.abs(expected), np.abs(actual)
-        with np.errstate(invalid="ignore"):
-            phase_d = np.angle(actual * np.conj(expected))
         # the phase of a near-zero value is noise, not a divergence
-        faint = (amp_e < PHASE_MASK_FRACTION * np.nanmax(amp_e, initial=0.0)) | \
-                (amp_a < PHASE_MASK_FRACTION * np.nanmax(amp_a, initial=0.0))
-        phase_d = np.where(faint, np.nan, phase_d)
+        faint_e = amp_e < PHASE_MASK_FRACTION * np.nanmax(amp_e, initial=0.0)
+        faint_a = amp_a < PHASE_MASK_FRACTION * np.nanmax(amp_a, initial=0.0)
+        with np.errstate(invalid="ignore"):
+            phase_d = np.where(faint_e | faint_a, np.nan, np.angle(actual * np.conj(expected)))
         return [("amplitude", [("expected", amp_e, "value"), ("actual", amp_a, "value"),
                                ("|actual| - |expected|", amp_a - amp_e, "difference")]),
-                ("phase (rad)", [("expected", np.angle(expected), "phase"),
-                                 ("actual", np.angle(actual), "phase"),
+                ("phase (rad)", [("expected", np.where(faint_e, np.nan, np.angle(expected)),
+                                  "phase"),
+                                 ("actual", np.where(faint_a, np.nan, np.angle(actual)),
+                                  "phase"),
                                  ("angle(actual conj(expected))", phase_d, "difference")])]
     expected, actual = expected.astype(np.float64), actual.astype(np.float64)
     with np.errstate(invalid="ignore", over="ignore"):
@@ -124,12 +176,24 @@ def _image_rows(expected: np.ndarray, actual: np.ndarray,
                        ("actual - expected", difference, "difference")])]
 
 
+def _value_limits(images: list[np.ndarray]) -> list[tuple[tuple[float, float], bool]]:
+    """Colour limits of each value panel and whether it has its own scale (module docstring)."""
+    own = [limits([image]) for image in images]
+    spans = [high - low for low, high in own]
+    if len(images) > 1 and max(spans) > OWN_SCALE_RATIO * min(spans):
+        return [(lim, True) for lim in own]
+    shared = limits(images)
+    return [(shared, False) for _ in images]
+
+
 def _draw_images(figure: Any, expected: np.ndarray, actual: np.ndarray,
                  worst_yx: tuple[int, int]) -> None:
     rows = _image_rows(expected, actual)
     axes = figure.subplots(len(rows), 3, squeeze=False)
+    height, width = expected.shape
+    aspect = "auto" if max(height, width) > MAX_ASPECT * min(height, width) else "equal"
     for row, (row_title, panels) in enumerate(rows):
-        shared = limits([image for _, image, kind in panels if kind == "value"])
+        scales = iter(_value_limits([image for _, image, kind in panels if kind == "value"]))
         for col, (title, image, kind) in enumerate(panels):
             ax = axes[row, col]
             if kind == "phase":
@@ -140,9 +204,11 @@ def _draw_images(figure: Any, expected: np.ndarray, actual: np.ndarray,
                 vmin, vmax, cmap = -(peak or 1.0), peak or 1.0, "RdBu_r"
                 title = f"{title}\nmax |d| = {peak:.3g}"
             else:
-                (vmin, vmax), cmap = shared, "viridis"
+                (vmin, vmax), own = next(scales)
+                cmap = "viridis"
+                title = f"{title}\n(own colour scale)" if own else title
             shown = ax.imshow(np.where(np.isfinite(image), image, np.nan), cmap=cmap,
-                              vmin=vmin, vmax=vmax, interpolation="nearest")
+                              vmin=vmin, vmax=vmax, interpolation="nearest", aspect=aspect)
             if kind == "difference":
                 ax.plot(worst_yx[1], worst_yx[0], marker="o", markersize=9, fillstyle="none",
                         color="black")
@@ -152,7 +218,10 @@ def _draw_images(figure: Any, expected: np.ndarray, actual: np.ndarray,
             figure.colorbar(shown, ax=ax, shrink=0.8)
 
 
-def _draw_curves(figure: Any, expected: np.ndarray, actual: np.ndarray) -> None:
+def _draw_curves(figure: Any, expected: np.ndarray, actual: np.ndarray, worst: int,
+                 bound: tuple[float, float] | None) -> None:
+    from matplotlib.ticker import MaxNLocator
+
     complex_values = np.iscomplexobj(expected) or np.iscomplexobj(actual)
     flat_e, flat_a = expected.reshape(-1), actual.reshape(-1)
     if complex_values:
@@ -161,16 +230,91 @@ def _draw_curves(figure: Any, expected: np.ndarray, actual: np.ndarray) -> None:
     index = np.arange(flat_e.size)
     top, bottom = figure.subplots(2, 1, sharex=True)
     marker = "o" if flat_e.size <= 64 else None
+    if bound is not None:
+        rtol, atol = bound
+        width = atol + rtol * np.abs(expected.reshape(-1))
+        if marker:  # a few points: a bar at each
+            top.errorbar(index, flat_e, yerr=width, fmt="none", ecolor="C0", alpha=0.5,
+                         capsize=6, label="tolerance")
+        else:
+            top.fill_between(index, flat_e - width, flat_e + width, color="C0", alpha=0.2,
+                             label="tolerance")
+        bottom.plot(index, width, color="grey", linestyle=":", linewidth=1, label="+-bound")
+        bottom.plot(index, -width, color="grey", linestyle=":", linewidth=1)
     top.plot(index, flat_e, marker=marker, label="expected")
     top.plot(index, flat_a, marker=marker, linestyle="--", label="actual")
     top.set_ylabel("|value|" if complex_values else "value")
-    top.legend(fontsize=8)
     with np.errstate(invalid="ignore", over="ignore"):
         bottom.plot(index, flat_a - flat_e, marker=marker, color="C3")
     bottom.axhline(0.0, color="grey", linewidth=0.8)
     bottom.set_ylabel("actual - expected")
+    for ax in (top, bottom):
+        ax.axvline(worst, color="black", linestyle=":", linewidth=1,
+                   label=f"worst element [{worst}]" if ax is top else None)
+    top.legend(fontsize=8)
+    bottom.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if flat_e.size == 1:
+        bottom.set_xlim(-1.0, 1.0)
     bottom.set_xlabel("flattened index" + (f" of shape {expected.shape}" if expected.ndim > 1
                                            else ""))
+
+
+def _draw_binned(figure: Any, expected: np.ndarray, actual: np.ndarray, worst: int,
+                 bound: tuple[float, float] | None, max_fraction: float) -> None:
+    """Per-bin view of a long flattened array (module docstring)."""
+    error = _badness(expected, actual).reshape(-1)
+    size = error.size
+    edges = np.unique(np.linspace(0, size, min(size, BINS) + 1).astype(np.int64))
+    starts, counts = edges[:-1], np.diff(edges)
+    largest = np.maximum.reduceat(error, starts)
+    top, bottom = figure.subplots(2, 1, sharex=True)
+    shown = np.where(np.isfinite(largest) & (largest > 0), largest, np.nan)
+    top.stairs(shown, edges, color="C3", baseline=None,
+               label="largest |actual - expected| in the bin")
+    if bound is not None:
+        rtol, atol = bound
+        limit = atol + rtol * np.abs(expected.reshape(-1)).astype(np.float64)
+        top.stairs(np.minimum.reduceat(limit, starts), edges, color="grey", linestyle="--",
+                   baseline=None, label="tolerance bound (smallest in the bin)")
+        share = np.add.reduceat((error > limit).astype(np.float64), starts) / counts
+        bottom.stairs(share, edges, color="C3", fill=True, alpha=0.6)
+        if max_fraction > 0:
+            bottom.axhline(max_fraction, color="grey", linestyle="--", linewidth=1,
+                           label=f"allowed overall ({max_fraction:g})")
+            bottom.legend(fontsize=8)
+        bottom.set_ylabel("share out of tolerance")
+        bottom.set_ylim(0.0, 1.1 * max(float(share.max()), max_fraction) or 1.0)
+    else:
+        flat_e, flat_a = np.abs(expected.reshape(-1)), np.abs(actual.reshape(-1))
+        for values, label, style in ((flat_e, "expected", "-"), (flat_a, "actual", "--")):
+            finite = np.where(np.isfinite(values), values, 0.0).astype(np.float64)
+            bottom.stairs(np.maximum.reduceat(finite, starts), edges, linestyle=style,
+                          baseline=None, label=f"largest |{label}| in the bin")
+        bottom.legend(fontsize=8)
+    nonfinite = ~np.isfinite(largest)
+    if nonfinite.any():
+        top.plot((starts[nonfinite] + edges[1:][nonfinite]) / 2, np.full(nonfinite.sum(), 0.95),
+                 "x", color="black", transform=top.get_xaxis_transform(),
+                 label="NaN/inf on one side")
+    if np.isfinite(shown).any():
+        top.set_yscale("log")
+    for ax in (top, bottom):
+        ax.axvline(worst, color="black", linestyle=":", linewidth=1,
+                   label=f"worst element [{worst}]" if ax is top else None)
+    top.legend(fontsize=7, framealpha=0.8)
+    top.set_ylabel("|actual - expected|")
+    bottom.set_xlabel(f"flattened index of {size} elements, in {len(starts)} bins of "
+                      f"<= {int(counts.max())}" + (f" (shape {expected.shape})"
+                                                   if expected.ndim > 1 else ""))
+
+
+def _title(first: Check, where: str, width_in: float) -> str:
+    """Check name, message and ``where``, wrapped to the figure's width."""
+    chars = max(40, int(width_in * FIGURE_DPI / _TITLE_CHAR_PX))
+    lines = textwrap.wrap(f"first divergence {first.name}", chars)
+    lines += textwrap.wrap(first.message, chars, max_lines=MESSAGE_LINES, placeholder=" ...")
+    lines += textwrap.wrap(where, chars)
+    return "\n".join(lines)
 
 
 def divergence_figure(result: RunResult, evidence: Mapping[str, Any], out_dir: Path,
@@ -190,7 +334,7 @@ def divergence_figure(result: RunResult, evidence: Mapping[str, Any], out_dir: P
     expected_key, actual_key = FIRST_DIVERGENCE_EVIDENCE
     if expected_key not in evidence or actual_key not in evidence:
         raise InputError(f"{first.name} has no arrays in the evidence (an exact check of "
-                         "configuration or layout, or a metric)")
+                         "configuration or layout, a missing or reshaped output, or a metric)")
     expected, actual = np.asarray(evidence[expected_key]), np.asarray(evidence[actual_key])
     if expected.shape != actual.shape:
         raise InputError(f"{first.name}: expected has shape {expected.shape}, actual "
@@ -200,18 +344,26 @@ def divergence_figure(result: RunResult, evidence: Mapping[str, Any], out_dir: P
         raise InputError(f"{first.name}: arrays of dtype {expected.dtype} / {actual.dtype} and "
                          f"size {expected.size}; expected non-empty numbers")
     index, worst = worst_plane(expected, actual, worst=_judged_worst(first.measured))
-    message = first.message if len(first.message) <= _TITLE_CHARS \
-        else first.message[:_TITLE_CHARS - 3] + "..."
+    bound = _bound_of(first)
     if index is None:
-        figure = new_figure(7.0, 5.0)
-        _draw_curves(figure, expected, actual)
-        where = f"worst element {list(worst)}" if worst else "scalar"
+        width_in = 8.0
+        figure = new_figure(width_in, 5.5)
+        flat_worst = int(np.ravel_multi_index(worst, expected.shape)) if worst else 0
+        if expected.size > LONG_VECTOR:
+            max_fraction = first.tolerance.get("max_fraction")
+            _draw_binned(figure, expected, actual, flat_worst, bound,
+                         float(max_fraction) if isinstance(max_fraction, int | float) else 0.0)
+            where = f"worst element {list(worst)}"
+        else:
+            _draw_curves(figure, expected, actual, flat_worst, bound)
+            where = f"worst element {list(worst)}" if worst else "scalar"
     else:
         rows = 2 if np.iscomplexobj(expected) or np.iscomplexobj(actual) else 1
-        figure = new_figure(10.0, 3.2 * rows + 0.9)
+        width_in = 10.0
+        figure = new_figure(width_in, 3.2 * rows + 1.2)
         image_axes = [axis for axis, i in enumerate(index) if isinstance(i, slice)]
         _draw_images(figure, expected[index], actual[index],
                      (worst[image_axes[0]], worst[image_axes[1]]))
         where = f"plane {_describe(index)} of shape {expected.shape}; worst element {list(worst)}"
-    figure.suptitle(f"first divergence {first.name}\n{message}\n{where}", fontsize=9)
+    figure.suptitle(_title(first, where, width_in), fontsize=9)
     return save(figure, out_dir / "divergence.png")

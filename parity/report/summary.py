@@ -69,6 +69,7 @@ _ALIGNMENT_KEYS: tuple[str, ...] = ("alignment", "align", "registration", "shift
 
 _EXTRA_MEASURED_SHOWN = 3  # other measured scalars shown in the "other" column
 _WORST_SHOWN = 5  # worst elements listed for the first divergence
+_DIVERGENCE_NOTE = "divergence: "  # prefix of the divergence figure's note (figures.py)
 
 
 def report_levels(result: RunResult) -> list[str]:
@@ -119,7 +120,8 @@ def _check_row(check: Check) -> list[str]:
     return row
 
 
-def _first_divergence(result: RunResult, figures: Sequence[str]) -> list[str]:
+def _first_divergence(result: RunResult, figures: Sequence[str],
+                      figure_notes: Sequence[str]) -> list[str]:
     first = result.first_divergence
     if first is None:
         if result.backend_failed:
@@ -128,11 +130,13 @@ def _first_divergence(result: RunResult, figures: Sequence[str]) -> list[str]:
             return [f"**First divergent stage:** none found, but a backend failed to run "
                     f"({failed}); its missing stages cannot prove parity."]
         return ["**First divergent stage:** none: every check passed or is a known divergence."]
+    # fields that do not apply (None, e.g. the phase errors of a real array) are noise here
+    applicable = {k: v for k, v in first.measured.items() if v is not None}
     lines = [
         f"**First divergent stage:** `{first.level}` **{first.stage}** / {first.quantity} "
         f"[{first.backend} vs {first.reference}]",
         "",
-        f"- measured: {format_measured(first.measured)}",
+        f"- measured: {format_measured(applicable)}",
         f"- tolerance: {format_tolerance(first.tolerance)}",
     ]
     if first.message:
@@ -148,6 +152,9 @@ def _first_divergence(result: RunResult, figures: Sequence[str]) -> list[str]:
     if drawn:
         lines.append(f"- figure: [{drawn[0]}]({drawn[0]}) (expected, actual and their difference "
                      "where it is worst; the arrays are in evidence.npz under `first_divergence/`)")
+    else:  # say here why, not only at the end of the summary
+        lines += [f"- figure: not drawn: {note.split(': ', 1)[1]}" for note in figure_notes
+                  if note.startswith(_DIVERGENCE_NOTE)]
     return lines
 
 
@@ -309,7 +316,7 @@ def _render(result: RunResult, figures: Sequence[str], figure_notes: Sequence[st
         f"levels: {', '.join(result.levels) or 'none'}; checks: "
         + ", ".join(f"{n} {VERDICT_LABELS[v]}" for v, n in counts.items()),
         "",
-        *_first_divergence(result, figures),
+        *_first_divergence(result, figures, figure_notes),
         "",
         "## Checks by level",
         *_level_sections(result, include_passes=include_passes),

@@ -33,3 +33,22 @@ def test_a_failed_comparison_keeps_its_arrays_and_a_passed_one_does_not() -> Non
     assert list(kept) == list(FIRST_DIVERGENCE_EVIDENCE)
     np.testing.assert_array_equal(kept[FIRST_DIVERGENCE_EVIDENCE[0]], expected)
     np.testing.assert_array_equal(kept[FIRST_DIVERGENCE_EVIDENCE[1]], moved)
+
+
+def test_a_shared_nan_does_not_change_the_scale_of_a_max_abs_tolerance() -> None:
+    """``atol_scale = max_abs`` scales atol by the largest |expected|; one NaN on both sides
+    (agreed, judged by the non-finite masks) used to drop that scale to 1, so an element near
+    zero failed by 1000x although the same arrays without the NaN pass."""
+    judge = _judge()
+    expected = np.array([1e4, 0.0, 5e3, 2e3], dtype=np.float32)
+    actual = expected.copy()
+    actual[1] = 0.01  # within atol 1e-5 * 1e4 = 0.1 (L1 translated: rtol 1e-5, atol 1e-5 max_abs)
+    key = {"level": "L1", "stage": "translated", "quantity": "translated", "backend": "torch",
+           "reference": "oracle"}
+    clean = judge.compare(**key, expected=expected, actual=actual)
+    expected[3] = actual[3] = np.nan
+    shared_nan = judge.compare(**key, expected=expected, actual=actual)
+    assert (clean.verdict, shared_nan.verdict) == ("pass", "pass"), shared_nan.message
+    assert shared_nan.measured["atol_effective"] == clean.measured["atol_effective"]
+    actual[3] = 1.0  # a NaN on one side only is still a divergence
+    assert judge.compare(**key, expected=expected, actual=actual).verdict == "fail"

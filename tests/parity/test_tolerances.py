@@ -96,3 +96,15 @@ def test_the_projects_table_has_no_equally_specific_pair() -> None:
         table.lookup(level=entry.level, stage=entry.stage, quantity=quantity,
                      dtype="float32" if entry.dtype == "*" else entry.dtype,
                      device="cpu" if entry.device == "*" else entry.device)
+
+
+def test_a_misspelt_dtype_is_refused(tmp_path: Path) -> None:
+    """The judge looks tolerances up at ``float32``: an entry keyed ``flaot32`` matched nothing
+    and loaded without a word."""
+    path = _table(tmp_path, _entry(), _entry(quantity="translated").replace(
+        'dtype = "*"', 'dtype = "flaot32"'))
+    with pytest.raises(ValueError) as info:
+        load_table(path)
+    message = str(info.value)
+    assert str(path) in message and "[[tolerance]] entry 2" in message
+    assert "dtype='flaot32'; expected one of *, float16, bfloat16, float32, float64" in message

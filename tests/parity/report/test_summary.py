@@ -67,6 +67,31 @@ def test_the_first_divergence_links_its_figure() -> None:
     assert "- figure: [figures/divergence.png](figures/divergence.png)" in section
 
 
+def test_the_first_divergence_says_why_its_figure_is_missing() -> None:
+    """An L0 layout divergence has no arrays: the reason was only at the end of the summary,
+    among the other figures' notes, while the first-divergence section said nothing."""
+    note = ("divergence: L1/farfield_amplitude/amplitude[torch vs oracle] has no arrays in the "
+            "evidence (an exact check of configuration or layout, or a metric)")
+    text = render_summary(_result(), figure_notes=["frc: no FRC evidence", note])
+    section = text.split("## Checks by level")[0]
+    assert ("- figure: not drawn: L1/farfield_amplitude/amplitude[torch vs oracle] has no arrays "
+            "in the evidence") in section
+    assert "frc" not in section
+    assert f"- not drawn: {note}" in text  # still listed with the figures
+
+
+def test_the_first_divergence_leaves_out_fields_that_do_not_apply() -> None:
+    """A real array's comparison records its phase errors as None: the measured line of the
+    first divergence was padded with 'max_phase_error_rad=n/a, ...'."""
+    base = _result(crashed=False, failing=False)
+    check = Check("L3", "stepped", "all", "torch", "tensorflow", "fail",
+                  {"max_abs_error": 5.4e-4, "max_amplitude_error": None,
+                   "max_phase_error_rad": None, "fraction_out": 0.067}, TOL)
+    text = render_summary(RunResult(**{**base.__dict__, "checks": (*base.checks, check)}))
+    measured = next(line for line in text.splitlines() if line.startswith("- measured:"))
+    assert measured == "- measured: max_abs_error=5.400e-04, fraction_out=0.067"
+
+
 def test_summary_verdict_tables_backends_metrics_config_provenance() -> None:
     text = render_summary(_result(), figures=["figures/objects.png"],
                           figure_notes=["frc: no FRC evidence"])
