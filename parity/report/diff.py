@@ -5,6 +5,7 @@ config, provenance, environments and metrics. Bundles are found and checked by
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,10 +13,13 @@ from typing import Any
 from parity.report.formatting import capped, flatten, format_value
 from parity.report.runs import load_report
 
-__all__ = ["DIFF_REL_THRESHOLD", "diff_runs"]
+__all__ = ["DIFF_REL_THRESHOLD", "MOVED_SHOWN", "diff_runs"]
 
 #: A measured value or metric "moved" when it changed by more than this fraction of its old value.
 DIFF_REL_THRESHOLD: float = 0.10
+
+#: Moved measured values listed, the largest relative changes first (the rest are counted).
+MOVED_SHOWN: int = 40
 
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -66,11 +70,14 @@ def _checks_diff(old: dict[str, Any], new: dict[str, Any], threshold: float) -> 
         for key in m_old.keys() & m_new.keys():
             x, y = _number(m_old[key]), _number(m_new[key])
             if x is not None and y is not None and _moved(x, y, threshold):
-                moved.append(f"  {name} {key}: {format_value(x)} -> {format_value(y)} "
-                             f"({_relative_text(x, y)})")
+                change = math.inf if x == 0.0 else abs(y - x) / abs(x)
+                moved.append((-change, f"  {name} {key}: {format_value(x)} -> {format_value(y)} "
+                                       f"({_relative_text(x, y)})"))
+    shown = [line for _, line in sorted(moved)]
     return [f"Checks whose verdict changed: {len(verdicts) or 'none'}", *capped(verdicts),
-            f"Measured values that moved by more than {threshold:.0%}: {len(moved) or 'none'}",
-            *capped(sorted(moved))]
+            f"Measured values that moved by more than {threshold:.0%}: {len(moved) or 'none'}"
+            + (" (largest relative changes first)" if len(moved) > 1 else ""),
+            *capped(shown, MOVED_SHOWN)]
 
 
 def _metrics_diff(old: Mapping[str, Any], new: Mapping[str, Any], threshold: float) -> list[str]:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from parity.report import diff as diff_module
 from parity.report.diff import diff_runs
 
 
@@ -20,6 +21,9 @@ def test_diff_runs(reports: Path) -> None:
     assert ("  L1/farfield_amplitude/amplitude[torch vs oracle] fraction_out: 0 -> 0.2 "
             "(from 0)") in lines
     assert not any("exit_wave" in line for line in lines)  # moved 5 %, under the 10 % bar
+    # the largest relative changes first: from zero (unbounded), then +499900 %
+    moved = lines[lines.index(next(x for x in lines if x.startswith("Measured values"))) + 1:]
+    assert moved[0].endswith("(from 0)") and moved[1].endswith("(+499900.0%)")
     assert "  ~ git_rev: aaa -> bbb" in lines and "  ~ data_sha256: ff00 -> ee11" in lines
     assert not any("host" in line for line in lines)
     assert "  ~ torch.torch_version: 2.13.0 -> 2.14.0" in lines
@@ -30,6 +34,15 @@ def test_diff_runs(reports: Path) -> None:
     same = diff_runs(reports / "20240101T000000Z_lines64", reports / "20240101T000000Z_lines64")
     assert "Verdict (unchanged)" in same and "Check counts: unchanged" in same
     assert "Checks whose verdict changed: none" in same
+
+
+def test_only_the_largest_moves_are_listed(reports: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(diff_module, "MOVED_SHOWN", 1)
+    text = diff_runs(reports / "20240101T000000Z_lines64", reports / "20240102T000000Z_lines64")
+    lines = text.splitlines()
+    start = lines.index(next(x for x in lines if x.startswith("Measured values")))
+    assert lines[start + 1].endswith("(from 0)")
+    assert lines[start + 2].startswith("  ... and ") and lines[start + 2].endswith(" more")
 
 
 def test_diff_runs_rejects_bad_threshold(reports: Path) -> None:
