@@ -42,6 +42,7 @@ from parity.cli_run import cmd_run
 #: The exit codes are part of this entry point's interface (see the module doc) and stay
 #: importable from here; they are defined, with ``UsageError``, in ``parity.cli_exit_codes``.
 __all__ = [
+    "DEFAULT_REPORTS",
     "EXIT_BACKEND_FAILED",
     "EXIT_BROKEN_PIPE",
     "EXIT_DIVERGENCE",
@@ -54,6 +55,7 @@ __all__ = [
     "main",
 ]
 
+#: The reports root of ``run``, ``list``, ``show`` and ``diff`` when ``--out`` is not given.
 DEFAULT_REPORTS = Path("reports")
 
 
@@ -138,10 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="replace an existing output file (default: refuse)")
     fixtures.set_defaults(func=cmd_fixtures)
 
-    for name, func, help_text in (("list", cmd_list, "list past runs"),):
-        p = sub.add_parser(name, help=help_text)
-        p.add_argument("--out", default=str(DEFAULT_REPORTS))
-        p.set_defaults(func=func)
+    listing = sub.add_parser("list", help="list past runs")
+    listing.add_argument("--out", default=str(DEFAULT_REPORTS))
+    listing.set_defaults(func=cmd_list)
     show = sub.add_parser("show", help="show a run's summary (path, name, prefix or 'latest')")
     show.add_argument("run", nargs="?", default="latest")
     show.add_argument("--out", default=str(DEFAULT_REPORTS))

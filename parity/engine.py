@@ -2,8 +2,9 @@
 its own subprocess by default), and judges the stage ladder L0-L5.
 
 Order of work: shared preparation (grouping, normalisation, seeded stage inputs, NumPy weights) ->
-the float64 oracle's expectations (in process) -> the baseline backend's job -> each other
-backend's job (including inference with the baseline's trained weights) -> checks -> RunResult.
+the float64 oracle's expectations (in process) -> every backend's job (side by side by default,
+else the baseline's first) -> at L5, each other backend's inference with the baseline's trained
+weights -> checks -> RunResult.
 The stage inputs and the oracle's expectations are written here; job files, the cache, core
 sharing and running the jobs are :mod:`parity.jobs`'; judging the outputs is
 :mod:`parity.run_checks`' (the checks of each stage: :mod:`parity.ladder` for L0-L2,
@@ -45,7 +46,7 @@ from parity.results import LEVELS, BackendRun, RunResult
 from parity.run_checks import collect_checks
 from parity.tolerances import ToleranceTable, load_table
 
-__all__ = ["ISOLATIONS", "RunPlan", "run_parity"]
+__all__ = ["ISOLATIONS", "L4_STEPS", "RunPlan", "run_parity"]
 
 #: Optimiser steps compared at L4.
 L4_STEPS = 4

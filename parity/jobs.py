@@ -1,5 +1,6 @@
-"""Backend jobs on disk: input files, ``job.json``, the result cache, threads for jobs run side
-by side, one outcome per backend, and running a plan's jobs (:func:`run_jobs`) (framework-free).
+"""Backend jobs (framework-free): each backend's task list, its ``job.json`` and the shared input
+files, the result cache, the CPU cores shared between jobs run side by side, and running a plan's
+jobs, then the L5 cross-inference jobs, into one outcome per backend (:func:`run_jobs`).
 
 A job directory ``<work>/<backend>/`` holds ``job.json`` (backend, device, seed, configs, the
 task list, any injection) and, once run, one ``<task>.npz`` per task plus ``manifest.json``;
@@ -29,9 +30,9 @@ from parity.runner import BackendOutcome, run_backend
 if TYPE_CHECKING:
     from parity.engine import RunPlan
 
-__all__ = ["backend_tasks", "cached_or_run", "job_key", "job_threads", "load_output",
-           "merge_outcomes", "run_backend_cached", "run_jobs", "save_input", "train_tasks",
-           "write_job"]
+__all__ = ["backend_tasks", "cached_or_run", "job_key", "job_threads", "l4_noise_reruns",
+           "load_output", "merge_outcomes", "run_backend_cached", "run_jobs", "save_input",
+           "train_tasks", "write_job"]
 
 
 def save_input(path: Path, arrays: Mapping[str, Any]) -> str:

@@ -50,7 +50,7 @@ def level3_checks(judge: Judge, backend: str, baseline: str,
     A gradient that fails its bound passes when the backends differ by at most the tolerance's
     ``noise_factor`` times the baseline's own spread from jittered weights
     (:func:`within_noise_floor`, RMS over the array; the ratio is recorded).
-    ``routing`` (:func:`pool_routing`): when max-pool winners differ between the backends only
+    ``routing`` (:func:`parity.ladder.pool_routing`): when max-pool winners differ between the backends only
     where float64 has a tie within L2's tolerance, the gradients of the encoder layers that feed
     the deepest such pool (blocks ``0..i``: backpropagation reaches them through the flipped
     window) are judged as ``grad_tie_routed``; any other routing difference is named in the

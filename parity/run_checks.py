@@ -57,7 +57,7 @@ class RunChecks:
         The judge's warnings, including divergence allowances that matched no check.
     judge : Judge
         The judge that made the checks (it holds the arrays of every failed comparison:
-        :meth:`Judge.evidence_of`).
+        :meth:`parity.judge.Judge.evidence_of`).
     """
 
     checks: list[Check]
@@ -141,18 +141,13 @@ def collect_checks(plan: RunPlan, data: PreparedData, oracle: Any,
             evidence[f"{backend}/origin_px"] = trained["origin_px"]
 
     for backend in plan.backends[1:]:
-        pair_name = backend
-        for level, task, keys in (("L2", "network", NETWORK_OUTPUT_KEYS),):
-            if level in levels:
-                checks.extend(compare_stage(judge, level, pair_name, outcomes[backend], task,
-                                            outputs[backend].get(task, {}),
-                                            outputs[baseline].get(task, {}), keys, baseline,
-                                            stage_prefix="pair.",
-                                            reference_outcome=outcomes[baseline]))
-                checks.extend(pool_input_checks(judge, level, pair_name, baseline,
-                                                outputs[backend].get(task, {}),
-                                                outputs[baseline].get(task, {}),
-                                                stage_prefix="pair."))
+        if "L2" in levels:
+            ours, base = outputs[backend].get("network", {}), outputs[baseline].get("network", {})
+            checks.extend(compare_stage(judge, "L2", backend, outcomes[backend], "network", ours,
+                                        base, NETWORK_OUTPUT_KEYS, baseline, stage_prefix="pair.",
+                                        reference_outcome=outcomes[baseline]))
+            checks.extend(pool_input_checks(judge, "L2", backend, baseline, ours, base,
+                                            stage_prefix="pair."))
         if "L3" in levels:
             # The L2 pool inputs (same batch and weights) tell a max-pool winner flipped by
             # float32 rounding from a routing bug; without L2 the gradients are judged strictly.

@@ -42,7 +42,7 @@ def _prepared_trainer(config: ModelConfig, train: TrainConfig,
     def exact_step(diffraction: Any, relative_px: Any) -> tuple[Any, list[Any]]:
         loss, gradients = trainer.loss_and_gradients({"diffraction": diffraction,
                                                        "relative_px": relative_px})
-        trainer._apply(optimizer, gradients)
+        trainer.apply_update(optimizer, gradients)
         return loss, gradients
 
     return trainer, optimizer, exact_step

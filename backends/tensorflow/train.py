@@ -165,14 +165,17 @@ class PtychoPINNTrainer(keras.Model):
             loss = self.step(batch, training=True)
         return loss, tape.gradient(loss, variables)
 
-    def _apply(self, optimizer: Any, gradients: list[Any]) -> None:
+    def apply_update(self, optimizer: Any, gradients: list[Any]) -> None:
+        """One ``optimizer`` update of the network's weights with ``gradients`` (in
+        ``network.weight_variables()`` order, as :meth:`loss_and_gradients` returns them): the
+        update ``train_step`` and the exact steps of :mod:`backends.tensorflow.steps` apply."""
         optimizer.apply(gradients, [var for _, var in self.network.weight_variables()])
 
     # -- Keras hooks --------------------------------------------------------------------------
     def train_step(self, data: Mapping[str, Any]) -> dict[str, Any]:
         """Loss and gradients of one batch, one Adam step, batch-size-weighted ``loss`` mean."""
         loss, gradients = self.loss_and_gradients(data)
-        self._apply(self.optimizer, gradients)
+        self.apply_update(self.optimizer, gradients)
         self.loss_tracker.update_state(loss, sample_weight=self._batch_size(data))
         return {"loss": self.loss_tracker.result()}
 

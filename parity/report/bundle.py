@@ -295,7 +295,8 @@ def new_bundle_dir(root: Path, case: str, *, stamp: str | None = None) -> Bundle
     case : str
         Case name; in the directory name characters outside ``A-Za-z0-9._+=-`` become ``_``.
     stamp : str, optional
-        UTC ``YYYYmmddTHHMMSSZ`` (the run's start); default :func:`stamp_now`.
+        UTC ``YYYYmmddTHHMMSSZ`` (the run's start); default
+        :func:`parity.report.bundle_names.stamp_now`.
 
     Returns
     -------

@@ -1,11 +1,53 @@
-"""Option parsing of ``parity run`` (parity/cli_run.py); the command itself is tested through
-``parity.cli.main`` in test_cli.py."""
+"""``parity run`` (parity/cli_run.py): its option parsing, and bad options or inputs exiting 2
+with the problem named, before any bundle is written."""
 
 from __future__ import annotations
 
+import pytest
+
+from parity.cli import EXIT_USAGE, main
 from parity.cli_run import _parse_overrides
 
 
 def test_python_spellings_of_json_values_are_understood():
     assert _parse_overrides(["deterministic=True", "fast = false", "x=None"], "train") == \
         {"deterministic": True, "fast": False, "x": None}
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["run", "--case", "no-such-case"], "unknown case"),
+        (["run", "--backends", "tensorflow,nonexistent", "--case", "small"], "unknown backend"),
+        (["run", "--levels", "L9", "--case", "small"], "unknown level"),
+        (["run", "--train", "epochs=0", "--case", "small"], "epochs=0"),
+        (["run", "--model", "colour=blue", "--case", "small"], "unknown ModelConfig"),
+        (["run", "--inject", "torch=no-such-bug", "--case", "small"], "unknown injection"),
+        (["run", "--train", "epochs=1", "--train", "epochs=2", "--case", "small"],
+         "--train epochs: given twice"),
+        (["run", "--levels", "L5", "--seeds", "0,1", "--train", "seed=7", "--case", "small"],
+         "--train seed=7 has no effect with --seeds 0,1"),
+        (["run", "--levels", "L5", "--train", "validation_fraction=0.999", "--case", "small"],
+         "validation_fraction=0.999 leaves no training group"),
+        (["run", "--train", "learning_rate=nan", "--case", "small", "--levels", "L0"],
+         "learning_rate"),
+        (["run", "--model", "gridsize=3", "--case", "small", "--levels", "L0"],
+         "gridsize=3 groups C=9 positions"),
+    ],
+)
+def test_bad_options_exit_2_with_a_named_problem(argv, needle, capsys, tmp_path):
+    assert main([*argv, "--out", str(tmp_path)]) == EXIT_USAGE
+    assert needle in capsys.readouterr().err
+    assert not any(tmp_path.iterdir()), "a rejected run must not write a bundle"
+
+
+def test_unreadable_container_exits_2(tmp_path, capsys):
+    bad = tmp_path / "broken.npz"
+    bad.write_bytes(b"PK\x03\x04 truncated")
+    assert main(["run", "--container", str(bad), "--out", str(tmp_path / "r")]) == EXIT_USAGE
+    assert "broken.npz" in capsys.readouterr().err
+
+
+def test_missing_container_exits_2(tmp_path, capsys):
+    assert main(["run", "--container", str(tmp_path / "nope.npz")]) == EXIT_USAGE
+    assert "nope.npz" in capsys.readouterr().err
