@@ -106,6 +106,24 @@ def level3_checks(judge: Judge, backend: str, baseline: str,
     return checks
 
 
+def _locate_pooled(measured: Mapping[str, Any], keys: list[str],
+                   arrays: Mapping[str, np.ndarray]) -> str:
+    """``"pooled element [i] is <key>[j, k, ...]"`` for the judge's first listed worst element
+    (an index into the concatenation of the flattened ``arrays[keys]``), or ``""``."""
+    try:
+        flat = int(measured["worst"][0]["index"][0])
+    except (KeyError, IndexError, TypeError, ValueError):
+        return ""
+    ends = np.cumsum([np.size(arrays[k]) for k in keys])
+    slot = int(np.searchsorted(ends, flat, side="right"))
+    if not 0 <= flat < int(ends[-1]):
+        return ""
+    start = int(ends[slot - 1]) if slot else 0
+    local = np.unravel_index(flat - start, np.shape(arrays[keys[slot]]))
+    return (f"pooled element [{flat}] is {keys[slot]}"
+            f"[{', '.join(str(int(i)) for i in local)}]")
+
+
 def pooled_weights(judge: Judge, level: str, stage: str, backend: str, baseline: str,
                    base: Mapping[str, np.ndarray], ours: Mapping[str, np.ndarray]) -> list[Check]:
     """Weights after Adam steps (``<stage>/<name>`` arrays) as ONE check over the network.
@@ -132,6 +150,9 @@ def pooled_weights(judge: Judge, level: str, stage: str, backend: str, baseline:
     worst = max(keys, key=lambda k: float(np.max(np.abs(
         np.asarray(ours[k], np.float64) - np.asarray(base[k], np.float64)), initial=0.0)))
     note = f"all {len(keys)} arrays pooled ({expected.size} elements); worst array {worst}"
+    located = _locate_pooled(check.measured, keys, base)
+    if located:
+        note += f"; {located}"
     checks.append(dataclasses.replace(
         check, message=f"{check.message}; {note}" if check.message else note))
     return checks

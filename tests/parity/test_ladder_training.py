@@ -3,6 +3,8 @@ run."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -44,6 +46,17 @@ def test_l4_weights_are_pooled_over_the_network(flipped: int, shifted: float, ve
     assert weights[0].verdict == verdict, weights[0].message
     if verdict == "fail":
         assert "decoder.block0.conv0.kernel" in weights[0].message
+        # the pooled worst element is traced back to its array and its place in it
+        found = re.search(r"pooled element \[(\d+)\] is (weights/[\w.]+)\[([\d, ]+)\]",
+                          weights[0].message)
+        assert found, weights[0].message
+        flat, key, local = int(found[1]), found[2], tuple(int(i) for i in found[3].split(","))
+        base = outputs["tf"]["train_steps"]
+        keys = sorted(k for k in base if k.startswith("weights/"))
+        start = sum(base[k].size for k in keys[:keys.index(key)])
+        assert key == "weights/decoder.block0.conv0.kernel"
+        assert flat == start + int(np.ravel_multi_index(local, base[key].shape))
+        assert weights[0].measured["worst"][0]["index"] == [flat]
 
 
 @pytest.mark.parametrize(("noise_scale", "verdict"), [(1.0, "pass"), (0.01, "fail")])
