@@ -102,7 +102,8 @@ BENCH_DETERMINISTIC = False
 STITCH_SPEEDUP_TARGET = 50.0
 
 
-def _median_seconds(call: Callable[[], Any], *, warmup: int, repeats: int) -> float:
+def _seconds(call: Callable[[], Any], *, warmup: int, repeats: int) -> list[float]:
+    """Wall seconds of ``repeats`` calls of ``call`` after ``warmup`` untimed ones."""
     for _ in range(warmup):
         call()
     seconds = []
@@ -110,22 +111,33 @@ def _median_seconds(call: Callable[[], Any], *, warmup: int, repeats: int) -> fl
         t0 = time.perf_counter()
         call()
         seconds.append(time.perf_counter() - t0)
-    return statistics.median(seconds)
+    return seconds
 
 
 def _stitch_figures(adapter: Adapter, loop: Callable[..., Any], patches: np.ndarray,
                     centres_px: np.ndarray, crop_px: int) -> dict[str, Any]:
-    """Vectorised stitching (the adapter's hook) against the per-patch loop, same inputs."""
+    """Vectorised stitching (the adapter's hook) against the per-patch loop, same inputs.
+
+    Medians, and the spread of the timed calls: ``stitch_speedup_range`` is ``[worst, best]``,
+    the fastest loop call over the slowest vectorised one, and the slowest loop call over the
+    fastest vectorised one, so a reader sees how far the machine's noise moves the ratio.
+    """
     obj, _ = adapter.stitch(patches, centres_px, crop_px=crop_px)
-    vectorised = _median_seconds(lambda: adapter.stitch(patches, centres_px, crop_px=crop_px),
-                                 warmup=STITCH_WARMUP, repeats=STITCH_REPEATS)
-    looped = _median_seconds(lambda: loop(patches, centres_px, crop_px=crop_px),
-                             warmup=0, repeats=LOOP_REPEATS)
+    vectorised = _seconds(lambda: adapter.stitch(patches, centres_px, crop_px=crop_px),
+                          warmup=STITCH_WARMUP, repeats=STITCH_REPEATS)
+    looped = _seconds(lambda: loop(patches, centres_px, crop_px=crop_px),
+                      warmup=0, repeats=LOOP_REPEATS)
+    vec_median, loop_median = statistics.median(vectorised), statistics.median(looped)
     pixels = float(np.asarray(obj).size)
     return {"patches": int(patches.shape[0]), "canvas_px": list(np.shape(obj)),
-            "crop_px": crop_px, "stitch_ms": vectorised * 1e3, "loop_ms": looped * 1e3,
-            "stitch_pixels_per_s": pixels / vectorised, "stitch_loop_pixels_per_s": pixels / looped,
-            "stitch_speedup": looped / vectorised}
+            "crop_px": crop_px, "stitch_ms": vec_median * 1e3, "loop_ms": loop_median * 1e3,
+            "stitch_ms_range": [min(vectorised) * 1e3, max(vectorised) * 1e3],
+            "loop_ms_range": [min(looped) * 1e3, max(looped) * 1e3],
+            "stitch_pixels_per_s": pixels / vec_median,
+            "stitch_loop_pixels_per_s": pixels / loop_median,
+            "stitch_speedup": loop_median / vec_median,
+            "stitch_speedup_range": [min(looped) / max(vectorised),
+                                     max(looped) / min(vectorised)]}
 
 
 def _case_stitch(adapter: Adapter, loop: Callable[..., Any],

@@ -59,6 +59,29 @@ def test_stitch_figures_time_both_stitchers_on_the_same_inputs() -> None:
         height * width / (figures["stitch_ms"] / 1e3), rel=1e-12)
     assert figures["stitch_loop_pixels_per_s"] == pytest.approx(
         height * width / (figures["loop_ms"] / 1e3), rel=1e-12)
+    # the spread brackets the medians; the worst-case ratio is the fastest loop over the slowest
+    # vectorised call
+    for key in ("stitch_ms", "loop_ms"):
+        low, high = figures[f"{key}_range"]
+        assert low <= figures[key] <= high
+    worst, best = figures["stitch_speedup_range"]
+    assert worst == pytest.approx(figures["loop_ms_range"][0] / figures["stitch_ms_range"][1],
+                                  rel=1e-12)
+    assert best == pytest.approx(figures["loop_ms_range"][1] / figures["stitch_ms_range"][0],
+                                 rel=1e-12)
+    assert worst <= figures["stitch_speedup"] <= best
+
+
+@pytest.mark.parametrize(("median", "bounds", "verdict"), [
+    (70.0, [55.0, 90.0], "met"),
+    (52.0, [38.0, 70.0], "met at the median only"),
+    (43.0, [30.0, 60.0], "NOT met"),
+    (52.0, None, "met"),  # a record from before the spread was kept: by its median
+])
+def test_the_stitching_target_is_met_only_when_the_worst_case_reaches_it(
+        median: float, bounds: list[float] | None, verdict: str) -> None:
+    record = {"stitch_speedup": median, **({"stitch_speedup_range": bounds} if bounds else {})}
+    assert bench_report.stitch_target_verdict(record) == verdict
 
 
 def test_case_stitch_uses_the_cases_own_group_centres_and_crop() -> None:
@@ -90,6 +113,15 @@ def test_report_states_whether_the_stitching_target_is_met() -> None:
     assert "| tensorflow | 361 | 115x115 | 20 | 0.833 | 100 | 120 | met |" in text
     assert "| torch | 361 | 115x115 | 20 | 3.33 | 100 | 30 | NOT met |" in text
     assert f"target >= {bench.STITCH_SPEEDUP_TARGET:g}x" in text
+    assert "In brackets" not in text  # no spread recorded, none explained
+    spread = _backend_record(52.0)
+    spread["case_stitch"].update(stitch_ms_range=[1.4, 2.6], loop_ms_range=[98.0, 180.0],
+                                 stitch_speedup_range=[37.7, 129.0])
+    text = bench_report.render_markdown({"case": "default", "sizing": "",
+                                         "backends": {"torch": spread}})
+    assert ("| torch | 361 | 115x115 | 20 | 1.92 (1.4-2.6) | 100 (98-180) | 52 (37.7-129) | "
+            "met at the median only |") in text
+    assert "In brackets: the fastest and slowest timed call" in text
     # torch / tensorflow ratios, per sweep point.
     assert figures["ratios"] == [{"n_groups": 8, "N": 32, "batch_size": 4,
                                   "train_groups_per_s": 1.0, "infer_groups_per_s": 1.0,
