@@ -33,8 +33,9 @@ import numpy as np
 from parity.config import ModelConfig, TrainConfig
 from parity.contract import Adapter, PreparedData
 
-__all__ = ["add_bench_command", "bench_backend", "check_bench_settings", "device_ratios",
-           "run_bench"]
+__all__ = ["BENCH_DETERMINISTIC", "LOOP_REPEATS", "MIN_MEASURED_GROUPS", "STITCH_REPEATS",
+           "STITCH_SPEEDUP_TARGET", "STITCH_WARMUP", "THROUGHPUTS", "add_bench_command",
+           "bench_backend", "check_bench_settings", "device_ratios", "run_bench"]
 
 
 def _synthetic_data(n_groups: int, config: ModelConfig, seed: int) -> PreparedData:

@@ -42,6 +42,7 @@ __all__ = [
     "NETWORK_OUTPUT_KEYS",
     "PHYSICS_INPUT_KEYS",
     "PHYSICS_OUTPUT_KEYS",
+    "POOL_INPUT_PREFIX",
     "Adapter",
     "PreparedData",
     "TrainResult",

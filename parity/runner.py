@@ -20,7 +20,8 @@ from typing import Any
 
 from parity.worker import HARNESS_PID_ENV, OUT_OF_MEMORY_ERRORS, PROGRESS_PREFIX, run_job
 
-__all__ = ["BackendOutcome", "JobCancelledError", "run_backend"]
+__all__ = ["CANCEL_POLL_S", "LOG_TAIL_LINES", "BackendOutcome", "JobCancelledError",
+           "run_backend"]
 
 class JobCancelledError(Exception):
     """A running job was stopped because the harness is stopping (Ctrl-C, SIGTERM, an error)."""

@@ -18,7 +18,7 @@ from typing import Any
 
 from parity.injections import INJECTIONS
 
-__all__ = ["SelftestOutcome", "add_selftest_command", "run_selftest"]
+__all__ = ["SELFTEST_LEVELS", "SelftestOutcome", "add_selftest_command", "run_selftest"]
 
 #: Levels the self-test evaluates (no training: every injection is expected by L3).
 SELFTEST_LEVELS = ("L0", "L1", "L2", "L3")

@@ -28,7 +28,8 @@ from parity.config import ModelConfig, TrainConfig, config_from_dict
 from parity.contract import Adapter, PreparedData
 from parity.results import jsonable
 
-__all__ = ["HARNESS_PID_ENV", "PROGRESS_PREFIX", "TASK_KINDS", "main", "run_job"]
+__all__ = ["HARNESS_PID_ENV", "OUT_OF_MEMORY_ERRORS", "PROGRESS_PREFIX", "TASK_HOOKS",
+           "TASK_KINDS", "main", "run_job"]
 
 #: Prefix of the progress lines a worker prints.
 PROGRESS_PREFIX = "PARITY-PROGRESS "
