@@ -16,6 +16,7 @@ records are defined in :mod:`parity.comparison_results`.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from numbers import Real
 from typing import Any
 
@@ -26,9 +27,11 @@ from parity.comparison_results import ArrayComparison, CurveComparison, WorstEle
 __all__ = [
     "MAX_WORST",
     "PHASE_REPORT_FLOOR_FRACTION",
+    "ElementErrors",
     "compare_arrays",
     "compare_curves",
     "compare_scalars",
+    "element_errors",
 ]
 
 #: Worst elements listed per comparison.
@@ -74,6 +77,54 @@ def _same_nonfinite(expected: np.ndarray, actual: np.ndarray) -> np.ndarray:
     return same(expected, actual)
 
 
+@dataclass(frozen=True)
+class ElementErrors:
+    """The elementwise rule of every array comparison, per element of the flattened arrays.
+
+    Attributes
+    ----------
+    finite : numpy.ndarray
+        bool: both sides finite.
+    mismatch : numpy.ndarray
+        bool: NaN/inf on one side only, or different non-finite values (always out).
+    abs_error : numpy.ndarray
+        float64 ``|actual - expected|`` (complex: modulus of the difference); NaN unless finite.
+    bound : numpy.ndarray
+        float64 ``atol + rtol |expected|``.
+    out : numpy.ndarray
+        bool: beyond the bound, or a mismatch.
+    excess : numpy.ndarray
+        ``abs_error / bound`` (> 1 is out); ``inf`` for a mismatch or an error against a zero
+        bound, ``-inf`` where both sides hold the same non-finite value.
+    """
+
+    finite: np.ndarray
+    mismatch: np.ndarray
+    abs_error: np.ndarray
+    bound: np.ndarray
+    out: np.ndarray
+    excess: np.ndarray
+
+
+def element_errors(expected: Any, actual: Any, *, rtol: float, atol: float) -> ElementErrors:
+    """:class:`ElementErrors` of ``actual`` against ``expected`` (same shape; flattened, in
+    float64 or complex128). The one statement of the elementwise rule: the comparators and the
+    review figures both call it."""
+    kind = np.result_type(np.asarray(expected).dtype, np.asarray(actual).dtype).kind
+    work = np.complex128 if kind == "c" else np.float64
+    e = np.asarray(expected).astype(work, copy=False).ravel()
+    a = np.asarray(actual).astype(work, copy=False).ravel()
+    finite = np.isfinite(e) & np.isfinite(a)
+    mismatch = ~finite & ~_same_nonfinite(e, a)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        abs_err = np.where(finite, np.abs(a - e), np.nan)
+        bound = atol + rtol * np.abs(e)
+        out = (finite & (abs_err > bound)) | mismatch
+        excess = np.where(bound > 0, abs_err / bound, np.where(abs_err > 0, np.inf, 0.0))
+    excess = np.where(mismatch, np.inf, np.where(finite, excess, -np.inf))
+    return ElementErrors(finite, mismatch, abs_err, bound, out, excess)
+
+
 def _evaluate(name: str, expected: Any, actual: Any, rtol: Any,
               atol: Any) -> tuple[ArrayComparison, np.ndarray | None]:
     """The comparison and the boolean ``(shape)`` mask of failing elements (None on kind
@@ -97,15 +148,11 @@ def _evaluate(name: str, expected: Any, actual: Any, rtol: Any,
     if size == 0:
         return ArrayComparison(passed=True, kind_ok=True, message="ok", count_out=0,
                                nonfinite_mismatch=0, **head), np.zeros(exp.shape, dtype=bool)
-    finite = np.isfinite(e) & np.isfinite(a)
-    mismatch = ~finite & ~_same_nonfinite(e, a)
+    errors = element_errors(e, a, rtol=rtol_v, atol=atol_v)
+    finite, mismatch, out = errors.finite, errors.mismatch, errors.out
+    abs_err, excess = errors.abs_error, errors.excess
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        abs_err = np.where(finite, np.abs(a - e), np.nan)
-        bound = atol_v + rtol_v * np.abs(e)
-        out = (finite & (abs_err > bound)) | mismatch
         rel = np.where(finite & (e != 0), abs_err / np.abs(e), np.nan)
-        excess = np.where(bound > 0, abs_err / bound, np.where(abs_err > 0, np.inf, 0.0))
-    excess = np.where(mismatch, np.inf, np.where(finite, excess, -np.inf))
     fields: dict[str, Any] = {}
     if finite.any():
         fe, fa, ferr = e[finite], a[finite], abs_err[finite]

@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from parity.compare import ElementErrors, element_errors
 from parity.report._plotting import (
     FIGURE_DPI,
     PHASE_MASK_FRACTION,
@@ -81,16 +82,10 @@ MESSAGE_LINES: int = 3
 _TITLE_CHAR_PX = 7.5
 
 
-def _badness(expected: np.ndarray, actual: np.ndarray) -> np.ndarray:
-    """``|actual - expected|`` as float64; ``inf`` where exactly one side is not finite, 0 where
-    both are the same non-finite value."""
-    with np.errstate(invalid="ignore", over="ignore"):
-        error = np.abs(actual.astype(np.complex128) - expected.astype(np.complex128))
-    finite_e, finite_a = np.isfinite(expected), np.isfinite(actual)
-    error = np.where(finite_e != finite_a, np.inf, error)
-    same_nonfinite = ~finite_e & ~finite_a & ((expected == actual) | (np.isnan(expected)
-                                                                        & np.isnan(actual)))
-    return np.where(same_nonfinite, 0.0, np.nan_to_num(error, nan=np.inf))
+def _largest_first(errors: ElementErrors) -> np.ndarray:
+    """Per flattened element, how bad it is by size: ``|actual - expected|``, ``inf`` where
+    NaN/inf is on one side only, 0 where both hold the same non-finite value."""
+    return np.where(errors.mismatch, np.inf, np.nan_to_num(errors.abs_error, nan=0.0))
 
 
 def _plane_axes(shape: tuple[int, ...]) -> tuple[int, int] | None:
@@ -109,16 +104,16 @@ def worst_plane(expected: np.ndarray, actual: np.ndarray, *,
 
     ``worst`` is the multi-index of the element to show: the one given (the judge's worst, the
     furthest beyond its bound) when it is a valid index of the arrays, else the largest error
-    (:func:`_badness`). ``index`` selects the 2-D plane through it (module docstring: of the
+    (:func:`_largest_first`). ``index`` selects the 2-D plane through it (module docstring: of the
     pairs of axes at least :data:`MIN_IMAGE_SIDE` long, the one with the longest shorter side,
     later axes winning a tie), or is ``None`` when no two axes are that long.
     """
     valid = worst is not None and len(worst) == expected.ndim and all(
         0 <= i < n for i, n in zip(worst, expected.shape, strict=True))
     if worst is None or not valid:
-        badness = _badness(expected, actual)
+        badness = _largest_first(element_errors(expected, actual, rtol=0.0, atol=0.0))
         worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(badness)),
-                                                        badness.shape)) if badness.size else ()
+                                                        expected.shape)) if badness.size else ()
     axes = _plane_axes(expected.shape)
     if axes is None:
         return None, worst
@@ -232,7 +227,7 @@ def _draw_curves(figure: Any, expected: np.ndarray, actual: np.ndarray, worst: i
     marker = "o" if flat_e.size <= 64 else None
     if bound is not None:
         rtol, atol = bound
-        width = atol + rtol * np.abs(expected.reshape(-1))
+        width = element_errors(expected, actual, rtol=rtol, atol=atol).bound
         if marker:  # a few points: a bar at each
             top.errorbar(index, flat_e, yerr=width, fmt="none", ecolor="C0", alpha=0.5,
                          capsize=6, label="tolerance")
@@ -262,7 +257,9 @@ def _draw_curves(figure: Any, expected: np.ndarray, actual: np.ndarray, worst: i
 def _draw_binned(figure: Any, expected: np.ndarray, actual: np.ndarray, worst: int,
                  bound: tuple[float, float] | None, max_fraction: float) -> None:
     """Per-bin view of a long flattened array (module docstring)."""
-    error = _badness(expected, actual).reshape(-1)
+    rtol, atol = bound if bound is not None else (0.0, 0.0)
+    errors = element_errors(expected, actual, rtol=rtol, atol=atol)
+    error = _largest_first(errors)
     size = error.size
     edges = np.unique(np.linspace(0, size, min(size, BINS) + 1).astype(np.int64))
     starts, counts = edges[:-1], np.diff(edges)
@@ -272,11 +269,9 @@ def _draw_binned(figure: Any, expected: np.ndarray, actual: np.ndarray, worst: i
     top.stairs(shown, edges, color="C3", baseline=None,
                label="largest |actual - expected| in the bin")
     if bound is not None:
-        rtol, atol = bound
-        limit = atol + rtol * np.abs(expected.reshape(-1)).astype(np.float64)
-        top.stairs(np.minimum.reduceat(limit, starts), edges, color="grey", linestyle="--",
-                   baseline=None, label="tolerance bound (smallest in the bin)")
-        share = np.add.reduceat((error > limit).astype(np.float64), starts) / counts
+        top.stairs(np.minimum.reduceat(errors.bound, starts), edges, color="grey",
+                   linestyle="--", baseline=None, label="tolerance bound (smallest in the bin)")
+        share = np.add.reduceat(errors.out.astype(np.float64), starts) / counts
         bottom.stairs(share, edges, color="C3", fill=True, alpha=0.6)
         if max_fraction > 0:
             bottom.axhline(max_fraction, color="grey", linestyle="--", linewidth=1,

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from parity.compare import compare_arrays, compare_curves, compare_scalars
+from parity.compare import compare_arrays, compare_curves, compare_scalars, element_errors
 
 # Few derandomized examples, no deadline and no example database: pure NumPy code, reproducible.
 SETTINGS = settings(max_examples=40, deadline=None, derandomize=True, database=None)
@@ -265,3 +265,19 @@ def test_phase_error_is_wrap_safe(phase: np.ndarray, delta: float) -> None:
     # Unit-modulus phasors: the phase error is |delta| for every element, wrap or not;
     # 1e-9 covers the rounding of exp/angle near +-pi.
     assert result.max_phase_error_rad == pytest.approx(abs(delta), abs=1e-9)
+
+
+def test_element_errors_is_the_rule_compare_arrays_applies() -> None:
+    """One statement of the elementwise rule, shared with the review figures."""
+    expected = np.array([1.0, 2.0, np.nan, np.inf, 0.0, 5.0])
+    actual = np.array([1.05, 2.5, np.nan, 1.0, 0.0, np.nan])
+    errors = element_errors(expected, actual, rtol=0.0, atol=0.1)
+    np.testing.assert_array_equal(errors.mismatch, [False, False, False, True, False, True])
+    np.testing.assert_array_equal(errors.out, [False, True, False, True, False, True])
+    finite = np.isfinite(expected)
+    np.testing.assert_allclose(errors.bound[finite], np.full(int(finite.sum()), 0.1), rtol=0,
+                               atol=0)
+    assert errors.excess[2] == -np.inf and errors.excess[3] == np.inf
+    assert errors.excess[1] == pytest.approx(5.0, rel=1e-12)
+    result = compare_arrays("x", expected, actual, rtol=0.0, atol=0.1)
+    assert result.count_out == int(errors.out.sum()) == 3
