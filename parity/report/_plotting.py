@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["FIGURE_DPI", "PHASE_MASK_FRACTION", "InputError", "NotApplicable", "limits", "new_figure", "save"]
+__all__ = ["FIGURE_DPI", "PHASE_MASK_FRACTION", "InputError", "NotApplicable", "faint", "limits",
+           "new_figure", "save"]
 
 #: Small PNGs: a bundle is an artifact people download.
 FIGURE_DPI: int = 100
@@ -26,6 +27,13 @@ class InputError(Exception):
 class NotApplicable(Exception):  # noqa: N818 - a signal, not an error
     """The figure has no place in this run (e.g. a divergence figure for a run that passed): it
     is left out without a note."""
+
+
+def faint(amplitude: np.ndarray) -> np.ndarray:
+    """Bool mask of the elements whose phase is not drawn: amplitude below
+    :data:`PHASE_MASK_FRACTION` of its largest finite value (NaN-tolerant, unlike the metrics'
+    :func:`parity.complex_comparison.amplitude_floor_mask`, which refuses NaN)."""
+    return amplitude < PHASE_MASK_FRACTION * np.nanmax(amplitude, initial=0.0)
 
 
 def limits(arrays: list[np.ndarray]) -> tuple[float, float]:

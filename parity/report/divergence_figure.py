@@ -45,9 +45,9 @@ import numpy as np
 from parity.compare import ElementErrors, element_errors
 from parity.report._plotting import (
     FIGURE_DPI,
-    PHASE_MASK_FRACTION,
     InputError,
     NotApplicable,
+    faint,
     limits,
     new_figure,
     save,
@@ -153,8 +153,7 @@ def _image_rows(expected: np.ndarray, actual: np.ndarray,
     if np.iscomplexobj(expected) or np.iscomplexobj(actual):
         amp_e, amp_a = np.abs(expected), np.abs(actual)
         # the phase of a near-zero value is noise, not a divergence
-        faint_e = amp_e < PHASE_MASK_FRACTION * np.nanmax(amp_e, initial=0.0)
-        faint_a = amp_a < PHASE_MASK_FRACTION * np.nanmax(amp_a, initial=0.0)
+        faint_e, faint_a = faint(amp_e), faint(amp_a)
         with np.errstate(invalid="ignore"):
             phase_d = np.where(faint_e | faint_a, np.nan, np.angle(actual * np.conj(expected)))
         return [("amplitude", [("expected", amp_e, "value"), ("actual", amp_a, "value"),

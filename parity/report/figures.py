@@ -32,9 +32,9 @@ from typing import Any
 import numpy as np
 
 from parity.report._plotting import (
-    PHASE_MASK_FRACTION,
     InputError,
     NotApplicable,
+    faint,
     limits,
     new_figure,
     save,
@@ -191,8 +191,7 @@ def _differences_figure(result: RunResult, evidence: Mapping[str, Any], out_dir:
         cross = crop_a * np.conj(crop_b)
         offset = float(np.angle(np.sum(cross))) if np.abs(np.sum(cross)) > 0 else 0.0
         phase = np.angle(cross * np.exp(-1j * offset))
-        blank = (amp_a < PHASE_MASK_FRACTION * amp_a.max()) | \
-                (amp_b < PHASE_MASK_FRACTION * amp_b.max())
+        blank = faint(amp_a) | faint(amp_b)
         rows.append((f"{a.label} - {b.label}", amp_a - amp_b, np.where(blank, np.nan, phase),
                      offset))
     if not rows:
