@@ -84,7 +84,7 @@ class TensorFlowAdapter(Adapter):
             "cudnn_version": build.get("cudnn_version"),
             "tensor_float_32_execution": bool(
                 tf.config.experimental.tensor_float_32_execution_enabled()),
-            "op_determinism": train._op_determinism_enabled(),
+            "op_determinism": train.op_determinism_enabled(),
             "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
             "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
             "tf_enable_onednn_opts": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),

@@ -33,7 +33,7 @@ from parity.contract import PreparedData, TrainResult
 tf = _import_tensorflow()
 import keras  # noqa: E402 - after the TensorFlow import helper has set the environment
 
-__all__ = ["PtychoPINNTrainer", "configure_numerics", "fit", "loss_value"]
+__all__ = ["PtychoPINNTrainer", "configure_numerics", "fit", "loss_value", "op_determinism_enabled"]
 
 
 def _thread_count() -> int:
@@ -47,7 +47,7 @@ def _framework_config() -> Any:
     return framework_config
 
 
-def _op_determinism_enabled() -> bool:
+def op_determinism_enabled() -> bool:
     """Whether TensorFlow op determinism is on (no public ``tf.config`` name in TF 2.21)."""
     return bool(_framework_config().is_op_determinism_enabled())
 
@@ -77,7 +77,7 @@ def configure_numerics(*, seed: int, deterministic: bool) -> dict[str, Any]:
     _strict_float32(tf)
     return {
         "seed": int(seed),
-        "op_determinism": _op_determinism_enabled(),
+        "op_determinism": op_determinism_enabled(),
         "tensor_float_32_execution": bool(
             tf.config.experimental.tensor_float_32_execution_enabled()),
         "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),

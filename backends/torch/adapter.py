@@ -78,7 +78,7 @@ class TorchAdapter(Adapter):
             "cudnn_version": torch.backends.cudnn.version() if cuda else None,
             "matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32,
             "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
-            "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+            "deterministic_algorithms": _backend("train").op_determinism_enabled(),
             "cudnn_deterministic": torch.backends.cudnn.deterministic,
             "cudnn_benchmark": torch.backends.cudnn.benchmark,
             "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),

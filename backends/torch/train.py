@@ -35,7 +35,12 @@ from backends.torch.weights import import_weights
 from parity.config import ModelConfig, TrainConfig, validation_split
 from parity.contract import PreparedData, TrainResult
 
-__all__ = ["PtychoPINNModule", "configure_numerics", "fit", "loss_value"]
+__all__ = ["PtychoPINNModule", "configure_numerics", "fit", "loss_value", "op_determinism_enabled"]
+
+
+def op_determinism_enabled() -> bool:
+    """Whether ``torch.use_deterministic_algorithms`` is on."""
+    return bool(torch.are_deterministic_algorithms_enabled())
 
 
 def configure_numerics(*, seed: int, deterministic: bool) -> dict[str, Any]:
@@ -58,7 +63,7 @@ def configure_numerics(*, seed: int, deterministic: bool) -> dict[str, Any]:
     torch.set_num_threads(threads)
     return {
         "seed": int(seed),
-        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "deterministic_algorithms": op_determinism_enabled(),
         "cudnn_deterministic": torch.backends.cudnn.deterministic,
         "cudnn_benchmark": torch.backends.cudnn.benchmark,
         "matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32,
