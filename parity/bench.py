@@ -35,7 +35,7 @@ from parity.contract import Adapter, PreparedData
 
 __all__ = ["BENCH_DETERMINISTIC", "LOOP_REPEATS", "MIN_MEASURED_GROUPS", "STITCH_REPEATS",
            "STITCH_SPEEDUP_TARGET", "STITCH_WARMUP", "THROUGHPUTS", "add_bench_command",
-           "bench_backend", "check_bench_settings", "device_ratios", "run_bench"]
+           "bench_backend", "check_bench_settings", "default_sweep", "device_ratios", "run_bench"]
 
 
 def _synthetic_data(n_groups: int, config: ModelConfig, seed: int) -> PreparedData:
@@ -213,6 +213,17 @@ def bench_backend(adapter: Adapter, model: ModelConfig, train: TrainConfig,
     return figures
 
 
+def default_sweep(case_N: int, *, quick: bool = False) -> list[dict[str, int]]:
+    """The scaling sweep at a case's patch size ``case_N``: 128 and 512 groups at batch 16, 256
+    at batch 32, and 128 groups at the other of N = 64 / 128 (``quick``: the first point only)."""
+    other_N = 64 if case_N == 128 else 128
+    points = [{"n_groups": 128, "N": case_N, "batch_size": 16},
+              {"n_groups": 512, "N": case_N, "batch_size": 16},
+              {"n_groups": 256, "N": case_N, "batch_size": 32},
+              {"n_groups": 128, "N": other_N, "batch_size": 16}]
+    return points[:1] if quick else points
+
+
 def check_bench_settings(*, backends: tuple[str, ...], case: str, repeats: int,
                          sweep: list[dict[str, int]] | None) -> None:
     """Raise ``ValueError`` for settings a benchmark cannot run with: a backend list that
@@ -234,9 +245,12 @@ def check_bench_settings(*, backends: tuple[str, ...], case: str, repeats: int,
 
 def run_bench(*, backends: tuple[str, ...] = ("tensorflow", "torch"), case: str = "default",
               sweep: list[dict[str, int]] | None = None, device: str | None = None,
-              repeats: int = 3, ladder: bool = True,
+              repeats: int = 3, ladder: bool = True, quick: bool = False,
               progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Benchmark every backend; return ``{"backends": {name: figures}, "ladder": ..., ...}``.
+
+    Without ``sweep``, the points of :func:`default_sweep` at the case's ``N`` (``quick``: its
+    first point only).
 
     Raises
     ------
@@ -250,12 +264,7 @@ def run_bench(*, backends: tuple[str, ...] = ("tensorflow", "torch"), case: str 
 
     container, model, train, sizing = resolve_inputs(case=case, container_path=None,
                                                      model_overrides={}, train_overrides={})
-    sweep = sweep or [
-        {"n_groups": 128, "N": model.N, "batch_size": 16},
-        {"n_groups": 512, "N": model.N, "batch_size": 16},
-        {"n_groups": 256, "N": model.N, "batch_size": 32},
-        {"n_groups": 128, "N": 128, "batch_size": 16},
-    ]
+    sweep = sweep or default_sweep(model.N, quick=quick)
     figures: dict[str, Any] = {"case": case, "device": device, "sizing": sizing, "sweep": sweep,
                                "deterministic": BENCH_DETERMINISTIC, "backends": {}}
     centres = prepare(container, group_container(container, model), model).centres_px
@@ -333,13 +342,24 @@ def device_ratios(reference: Mapping[str, Any], other: Mapping[str, Any]) -> dic
 def add_bench_command(sub: Any) -> None:
     """Register ``parity bench``."""
     parser = sub.add_parser("bench", help="throughput and memory of each backend, side by side")
-    parser.add_argument("--case", default="default")
-    parser.add_argument("--backends", default="tensorflow,torch")
+    parser.add_argument("--case", default="default",
+                        help="built-in case (see `parity cases`) whose geometry and model are "
+                             "measured; default: 'default'")
+    parser.add_argument("--backends", default="tensorflow,torch",
+                        help="comma list of adapters (default: tensorflow,torch); the ratios "
+                             "are torch / tensorflow when both run")
     parser.add_argument("--device", default=None,
                         help="device request (cpu, cuda); two, e.g. cpu,cuda, to get their ratios")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="one sweep point, no ladder timing")
-    parser.add_argument("--out", default="reports")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="at least this many timed training epochs (after a warm-up one) "
+                             "and inference calls per sweep point; medians are reported "
+                             "(default 3)")
+    parser.add_argument("--quick", action="store_true",
+                        help="one sweep point (128 groups at the case's N, batch 16), no ladder "
+                             "timing")
+    parser.add_argument("--out", default="reports",
+                        help="reports root; the bundle is named by case and start time "
+                             "(default: reports)")
     parser.set_defaults(func=_cmd_bench)
 
 
@@ -355,8 +375,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from parity.report.bundle_names import stamp_now
 
     backends = parse_names(args.backends)
-    sweep = [{"n_groups": 128, "N": 64, "batch_size": 16}] if args.quick else None
-    check_bench_settings(backends=backends, case=args.case, repeats=args.repeats, sweep=sweep)
+    check_bench_settings(backends=backends, case=args.case, repeats=args.repeats, sweep=None)
     devices = [check_device(d) for d in parse_names(args.device)]
     if len(devices) > 2:
         raise ValueError(f"--device {args.device!r}: give one device, or two to compare "
@@ -367,12 +386,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     root = reports_dir(args.out)
     stamp = stamp_now()  # the bundle is named by when the benchmark started
     if len(devices) < 2:
-        figures = run_bench(backends=backends, case=args.case, sweep=sweep,
+        figures = run_bench(backends=backends, case=args.case, quick=args.quick,
                             device=devices[0] if devices else None, repeats=args.repeats,
                             ladder=not args.quick)
         records = [figures]
     else:
-        by_device = {d: run_bench(backends=backends, case=args.case, sweep=sweep, device=d,
+        by_device = {d: run_bench(backends=backends, case=args.case, quick=args.quick, device=d,
                                   repeats=args.repeats, ladder=not args.quick) for d in devices}
         figures = {"case": args.case, "by_device": by_device,
                    "device_ratios": device_ratios(by_device[devices[0]], by_device[devices[1]])}

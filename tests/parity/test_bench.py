@@ -231,6 +231,35 @@ def test_bench_command_exits_3_when_a_backend_failed(monkeypatch, tmp_path,
     assert len(list(tmp_path.glob("*_bench-default/bench.json"))) == 1
 
 
+@pytest.mark.parametrize(("case_N", "other_N"), [(64, 128), (128, 64), (32, 128)])
+def test_default_sweep_spans_groups_batch_and_both_patch_sizes(case_N: int, other_N: int) -> None:
+    points = bench.default_sweep(case_N)
+    assert {p["n_groups"] for p in points} == {128, 256, 512}
+    assert {p["batch_size"] for p in points} == {16, 32}
+    assert {p["N"] for p in points} == {case_N, other_N}
+    assert len({tuple(sorted(p.items())) for p in points}) == len(points)  # no point twice
+    assert bench.default_sweep(case_N, quick=True) == points[:1]
+    bench.check_bench_settings(backends=("torch",), case="default", repeats=1, sweep=points)
+
+
+def test_bench_quick_passes_through_to_one_point_at_the_cases_N(monkeypatch, tmp_path) -> None:
+    """``--quick`` measures the case's own N (a fixed N=64 would bench n128 at the wrong size)."""
+    from parity.cli import main
+
+    seen: list[dict[str, Any]] = []
+
+    def fake_run_bench(**kwargs: Any) -> dict[str, Any]:
+        seen.append(kwargs)
+        return {"case": "default", "device": kwargs["device"], "sizing": "",
+                "backends": {"torch": _backend_record(60.0)}, "ratios": []}
+
+    monkeypatch.setattr(bench, "run_bench", fake_run_bench)
+    assert main(["bench", "--quick", "--case", "n128", "--backends", "torch",
+                 "--out", str(tmp_path)]) == 0
+    assert seen[0]["quick"] is True and seen[0]["ladder"] is False
+    assert seen[0].get("sweep") is None
+
+
 def test_device_table_says_when_no_backend_ran_on_both() -> None:
     cpu = {"case": "default", "device": "cpu", "backends": {"torch": _backend_record(40.0)}}
     gpu = {"case": "default", "device": "cuda",
