@@ -18,8 +18,8 @@ from parity.container import Container
 from parity.contract import PreparedData
 from parity.results import Check
 
-__all__ = ["GATED_METRICS", "data_consistency", "independent_checks", "score_against_truth",
-           "truth_region"]
+__all__ = ["GATED_METRICS", "data_consistency", "independent_checks", "reconstruction_warnings",
+           "score_against_truth", "truth_region"]
 
 #: Metrics whose backend-vs-baseline difference is gated at L5 (``metric -> path in the metrics``).
 GATED_METRICS: tuple[str, ...] = ("ssim_amp", "ssim_phase", "mae_amp", "mae_phase")
@@ -70,13 +70,14 @@ def score_against_truth(truth: np.ndarray, obj: np.ndarray, origin_px: Sequence[
 
 
 def data_consistency(obj: np.ndarray, origin_px: Sequence[int], container: Container,
-                     data: PreparedData, model: ModelConfig) -> dict[str, float]:
+                     data: PreparedData, model: ModelConfig) -> dict[str, Any]:
     """How well a stitched object re-predicts the measured (normalised) diffraction.
 
     Patches of the object at each scan position (oracle extraction, on the object grid) times the
     normalised probe, far-field amplitude, one least-squares global scale ``k``; reports the
     R-factor ``sum|k A - X| / sum X`` over patterns whose whole patch lies inside the stitched
-    region, and ``k``.
+    region, ``k``, and ``patterns`` (those used) of ``patterns_total``. When no pattern lies
+    inside, the R-factor and scale are NaN and ``undefined`` says why.
     """
     from parity.oracle.physics import (
         exit_wave,
@@ -91,15 +92,29 @@ def data_consistency(obj: np.ndarray, origin_px: Sequence[int], container: Conta
     height, width = obj.shape
     inside = ((positions[:, 0] - half >= 0) & (positions[:, 0] + half < width)
               & (positions[:, 1] - half >= 0) & (positions[:, 1] + half < height))
+    total = int(positions.shape[0])
     if not inside.any():
-        return {"r_factor": float("nan"), "scale": float("nan"), "patterns": 0}
+        return {"r_factor": float("nan"), "scale": float("nan"), "patterns": 0,
+                "patterns_total": total, "undefined": _no_pattern_inside(obj.shape, positions,
+                                                                         model)}
     probe = normalise_probe(container.probe, model.probe_scale)
     predicted = farfield_amplitude(exit_wave(probe, extract_object_patches(
         obj, positions[inside], model.N), mask=model.probe_mask))
     measured = container.diffraction[inside].astype(np.float64) * data.normalisation
     k = float(np.sum(predicted * measured) / max(np.sum(predicted**2), 1e-30))
     r_factor = float(np.sum(np.abs(k * predicted - measured)) / np.sum(measured))
-    return {"r_factor": r_factor, "scale": k, "patterns": int(inside.sum())}
+    return {"r_factor": r_factor, "scale": k, "patterns": int(inside.sum()),
+            "patterns_total": total}
+
+
+def _no_pattern_inside(shape: Sequence[int], positions: np.ndarray, model: ModelConfig) -> str:
+    """Why :func:`data_consistency` found no pattern whose whole patch is in the object."""
+    span_x, span_y = (float(np.ptp(positions[:, axis])) for axis in (0, 1))
+    return (f"no pattern lies inside the stitched region: a whole {model.N} x {model.N} patch "
+            f"must fit in the {shape[0]} x {shape[1]} px stitched object, which spans about the scan "
+            f"plus stitch_crop_px={model.stitch_crop_px}, so the scan must be at least "
+            f"N - stitch_crop_px + 1 = {model.N - model.stitch_crop_px + 1} px wide on each "
+            f"axis (this one spans {span_x:.1f} px in x, {span_y:.1f} px in y)")
 
 
 def independent_checks(judge: Any, backends: Sequence[str], container: Container,
@@ -158,14 +173,35 @@ def independent_checks(judge: Any, backends: Sequence[str], container: Container
                                         backend=backend, reference=baseline,
                                         expected=np.asarray(expected, dtype=np.float64),
                                         actual=np.asarray(actual, dtype=np.float64)))
-        r_base = metrics[baseline]["data_consistency"]["r_factor"]
-        r_ours = metrics[backend]["data_consistency"]["r_factor"]
-        deltas[backend]["r_factor"] = r_ours - r_base
-        checks.append(judge.compare(level="L5", stage="independent", quantity="r_factor",
-                                    backend=backend, reference=baseline,
-                                    expected=np.asarray(r_base), actual=np.asarray(r_ours)))
+        base_dc = metrics[baseline]["data_consistency"]
+        ours_dc = metrics[backend]["data_consistency"]
+        deltas[backend]["r_factor"] = ours_dc["r_factor"] - base_dc["r_factor"]
+        checks.append(judge.compare(
+            level="L5", stage="independent", quantity="r_factor", backend=backend,
+            reference=baseline, expected=np.asarray(base_dc["r_factor"]),
+            actual=np.asarray(ours_dc["r_factor"]),
+            undefined_reason=base_dc.get("undefined") or ours_dc.get("undefined") or ""))
     metrics["delta"] = deltas
     return checks, metrics, evidence
+
+
+def reconstruction_warnings(metrics: Mapping[str, Any]) -> list[str]:
+    """Warnings on the reconstructions of an L5 metrics record (``RunResult.metrics``).
+
+    Per backend, :func:`parity.truth_evaluation.evaluation_warnings` of its truth evaluation
+    (registration failed, no better than a constant). Warnings, not failures: the L5 gate is the
+    AGREEMENT of the backends, which two equally poor reconstructions still satisfy.
+    """
+    from parity.truth_evaluation import evaluation_warnings
+
+    found = []
+    for backend, entry in metrics.items():
+        if backend == "delta" or not isinstance(entry, Mapping):
+            continue
+        truth = entry.get("truth")
+        if isinstance(truth, Mapping):
+            found += [f"L5 {backend}: {text}" for text in evaluation_warnings(truth)]
+    return found
 
 
 def _gated(evaluation: Mapping[str, Any]) -> dict[str, float | None]:

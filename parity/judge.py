@@ -13,7 +13,16 @@ from parity.divergences import DivergenceRegistry
 from parity.results import FIRST_DIVERGENCE_EVIDENCE, Check, jsonable
 from parity.tolerances import Tolerance, ToleranceTable
 
-__all__ = ["Judge"]
+__all__ = ["Judge", "fraction_rule_applies"]
+
+
+def fraction_rule_applies(measured: Mapping[str, Any], max_fraction: float) -> bool:
+    """Whether a tolerance's allowed fraction of elements out (``max_fraction``) can decide a
+    comparison (``measured``: :meth:`ArrayComparison.to_dict`): it allows some, the comparison
+    counted its elements out, the kinds match, and no NaN/inf is unmatched (never forgiven)."""
+    return (max_fraction > 0 and measured.get("fraction_out") is not None
+            and measured.get("kind_ok", True)
+            and measured.get("nonfinite_mismatch") in (0, None))
 
 
 class Judge:
@@ -59,11 +68,8 @@ class Judge:
         comparison = compare_arrays(name, expected, actual, rtol=rtol, atol=atol_abs)
         measured = comparison.to_dict()
         passed = bool(comparison.passed)
-        fraction = measured.get("fraction_out")
-        if (not passed and max_fraction > 0 and fraction is not None
-                and measured.get("kind_ok", True)
-                and measured.get("nonfinite_mismatch") in (0, None)  # NaN is never forgiven
-                and fraction <= max_fraction):
+        if (not passed and fraction_rule_applies(measured, max_fraction)
+                and measured["fraction_out"] <= max_fraction):
             passed = True
         if min_cosine is not None:
             cosine = measured.get("cosine_similarity")
@@ -74,11 +80,19 @@ class Judge:
 
     def compare(self, *, level: str, stage: str, quantity: str, backend: str, reference: str,
                 expected: np.ndarray, actual: np.ndarray,
-                group_max_abs: float | None = None) -> Check:
+                group_max_abs: float | None = None, undefined_reason: str = "") -> Check:
         """One check of ``actual`` (from ``backend``) against ``expected`` (from ``reference``).
 
         ``group_max_abs``: the largest magnitude over the group ``expected`` belongs to, the
         scale of a ``group_max_abs`` tolerance (required by such an entry, else an ``error``).
+        ``undefined_reason``: why the quantity may be undefined (NaN), added to the message when
+        nothing could be compared.
+
+        Notes
+        -----
+        When neither side holds a single finite element (NaN vs NaN: a metric that could not be
+        computed on either side), nothing was compared, so the check is an ``error``, never a
+        pass: matching NaN/inf are forgiven only next to finite elements that were compared.
         """
         try:
             tol: Tolerance = self.table.lookup(level=level, stage=stage, quantity=quantity,
@@ -86,6 +100,13 @@ class Judge:
         except KeyError as err:
             return Check(level, stage, quantity, backend, reference, "error",
                          message=str(err).strip("'\""))
+        if _nothing_finite(expected, actual):
+            why = f": {undefined_reason}" if undefined_reason else ""
+            return Check(level, stage, quantity, backend, reference, "error",
+                         {"size": int(np.asarray(expected).size), "finite_elements": 0},
+                         jsonable(tol.to_dict()),
+                         f"ERROR: nothing compared: no element is finite on either side "
+                         f"(both NaN/inf){why}")
         if tol.atol_scale == "group_max_abs" and (
                 group_max_abs is None or not np.isfinite(group_max_abs)):
             return Check(level, stage, quantity, backend, reference, "error",
@@ -156,6 +177,15 @@ class Judge:
                      {"differences": differences[:50]},
                      {"rule": "exact", "reason": "configuration, layout and indices must agree "
                       "exactly; any difference is a port decision to make explicit"}, message)
+
+
+def _nothing_finite(expected: Any, actual: Any) -> bool:
+    """True when two same-shaped, non-empty arrays hold no finite element on either side."""
+    exp, act = np.asarray(expected), np.asarray(actual)
+    if (exp.shape != act.shape or exp.size == 0
+            or not {exp.dtype.kind, act.dtype.kind} <= set("biufc")):
+        return False  # a shape mismatch or a non-numeric dtype is the comparator's to report
+    return not (np.isfinite(exp).any() or np.isfinite(act).any())
 
 
 def _diff(expected: Any, actual: Any, path: str = "") -> list[str]:

@@ -9,11 +9,13 @@ from typing import Any
 
 __all__ = [
     "FIRST_DIVERGENCE_EVIDENCE",
+    "INPUT_NOTE_SUFFIXES",
     "LEVELS",
     "VERDICTS",
     "BackendRun",
     "Check",
     "RunResult",
+    "injection_notice",
     "jsonable",
 ]
 
@@ -46,6 +48,42 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+#: A provenance key naming a note of the input reader (an assumed default, a legacy layout, a
+#: converted probe) ends in one of these, or starts with ``legacy_``: each becomes a warning.
+INPUT_NOTE_SUFFIXES: tuple[str, ...] = ("_note", "_dropped")
+
+
+def _is_input_note(key: str) -> bool:
+    name = key.rsplit(".", 1)[-1]
+    return name.startswith("legacy_") or name.endswith(INPUT_NOTE_SUFFIXES)
+
+
+def _leaves(mapping: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """``("a.b", leaf)`` pairs of a nested mapping."""
+    found: list[tuple[str, Any]] = []
+    for key, value in mapping.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        found += _leaves(value, name) if isinstance(value, Mapping) else [(name, value)]
+    return found
+
+
+def _note_text(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def injection_notice(injections: Mapping[str, str]) -> str | None:
+    """The one line that marks a run with injected bugs (backend -> injection name), on the
+    console, under the summary's verdict and among its warnings; None when nothing is injected:
+    ``SELF-TEST: bug 'x' injected into torch -- not a port result``."""
+    if not injections:
+        return None
+    bugs = ", ".join(f"bug {name!r} injected into {backend}"
+                     for backend, name in injections.items())
+    return f"SELF-TEST: {bugs} -- not a port result"
 
 
 @dataclass(frozen=True)
@@ -172,7 +210,9 @@ class RunResult:
     provenance : dict
         Versions, git revision, data hash, host, flags.
     warnings : tuple[str, ...]
-        E.g. divergence allowances that are no longer needed.
+        E.g. divergence allowances that are no longer needed. Completed on construction with
+        what the record itself shows (:meth:`derived_warnings`): injected bugs, notes of the
+        input reader, reconstructions that failed against the truth.
     equivalence : dict
         L5 multi-seed mode only (empty otherwise): ``seeds``, the pre-registered ``margins``
         (metric -> margin, alpha, reason) and their ``source``, ``per_seed`` (seed -> the
@@ -192,6 +232,30 @@ class RunResult:
     provenance: Mapping[str, Any] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     equivalence: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # every text (summary, report.json, console) lists the same warnings; dict.fromkeys
+        # keeps the first of repeats, so a record rebuilt from report.json gains nothing twice
+        merged = dict.fromkeys((*self.derived_warnings(), *self.warnings))
+        object.__setattr__(self, "warnings", tuple(merged))
+
+    @property
+    def self_test_banner(self) -> str | None:
+        """``SELF-TEST: bug 'x' injected into torch -- not a port result``; None when the run
+        injected no bug (``config["injections"]``: backend -> injection name)."""
+        injections = self.config.get("injections") if isinstance(self.config, Mapping) else None
+        return injection_notice(injections or {})
+
+    def derived_warnings(self) -> list[str]:
+        """Warnings the record itself shows: the self-test banner first, then each note of the
+        input reader (:data:`INPUT_NOTE_SUFFIXES`) and the reconstructions that failed against
+        the truth (:func:`parity.evaluation.reconstruction_warnings`)."""
+        from parity.evaluation import reconstruction_warnings
+
+        banner = self.self_test_banner
+        notes = [f"input: {key} = {_note_text(value)}"
+                 for key, value in _leaves(self.provenance) if _is_input_note(key)]
+        return [*([banner] if banner else []), *notes, *reconstruction_warnings(self.metrics)]
 
     @property
     def first_divergence(self) -> Check | None:

@@ -42,11 +42,15 @@ from parity.report._plotting import (
 from parity.report.divergence_figure import divergence_figure
 from parity.results import FIRST_DIVERGENCE_EVIDENCE, RunResult
 
-__all__ = ["FigureSet", "render_figures", "write_figures"]
+__all__ = ["DRAWN_NOTE", "FigureSet", "render_figures", "write_figures"]
 
 _log = logging.getLogger(__name__)
 
 TRUTH = "truth"
+
+#: Start of a note about a figure that WAS drawn, differently from usual
+#: (``loss: drawn with a linear y axis ...``); every other note says why something was left out.
+DRAWN_NOTE = "drawn with "
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,8 @@ class FigureSet:
     written : tuple[pathlib.Path, ...]
         PNG files written, in drawing order.
     skipped : tuple[str, ...]
-        ``"<figure>: <why>"`` for each figure (or part) not drawn.
+        ``"<figure>: <why>"`` for each figure (or part) not drawn, and
+        ``"<figure>: drawn with ..."`` (:data:`DRAWN_NOTE`) for one drawn differently.
     """
 
     written: tuple[Path, ...]
@@ -147,8 +152,9 @@ def _common(items: list[_Placed]) -> list[np.ndarray]:
 def _objects_figure(result: RunResult, evidence: Mapping[str, Any], out_dir: Path,
                     notes: list[str]) -> Path:
     placed = _placed_objects(result, evidence, notes)
-    if not placed:
-        raise InputError("no <backend>/reconstructed_obj and no truth/object in the evidence")
+    if not any(p.label != TRUTH for p in placed):  # the truth alone reviews nothing
+        raise InputError("no <backend>/reconstructed_obj in the evidence (no L5 training)"
+                         + ("; the truth alone is not drawn" if placed else ""))
     crops = _common(placed)
     rows = [("amplitude", [np.abs(c) for c in crops], "viridis"),
             ("phase (rad)", [np.angle(c) for c in crops], "twilight")]
@@ -293,7 +299,7 @@ def _loss_figure(result: RunResult, evidence: Mapping[str, Any], out_dir: Path,
     scale = "log"
     if finite.size == 0 or finite.min() <= 0:
         scale = "linear"
-        notes.append("loss: non-positive values; y axis linear instead of log")
+        notes.append(f"loss: {DRAWN_NOTE}a linear y axis (non-positive values rule out log)")
     from matplotlib.ticker import MaxNLocator
 
     ax.set_yscale(scale)

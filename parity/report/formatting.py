@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 __all__ = [
@@ -20,6 +20,8 @@ __all__ = [
     "format_tolerance",
     "format_value",
     "is_scalar",
+    "markdown_cell",
+    "markdown_table",
     "plain",
 ]
 
@@ -123,18 +125,37 @@ def _quiet_field(key: str, value: Any) -> bool:
                                                           and value == "absolute"))
 
 
-def format_tolerance(tolerance: Mapping[str, Any], *, with_reason: bool = True) -> str:
+#: Relative difference below which the atol a check used is the nominal one (not scaled).
+_SAME_ATOL_RTOL = 1e-9
+
+
+def _atol_used(tolerance: Mapping[str, Any], measured: Mapping[str, Any] | None) -> Any:
+    """The absolute bound the judge used (``measured["atol_effective"]``) when it differs from
+    the nominal ``atol`` (an ``atol_scale`` other than absolute); else None."""
+    used, nominal = (measured or {}).get("atol_effective"), tolerance.get("atol")
+    if not isinstance(used, int | float) or not isinstance(nominal, int | float):
+        return None
+    return None if math.isclose(used, nominal, rel_tol=_SAME_ATOL_RTOL) else used
+
+
+def format_tolerance(tolerance: Mapping[str, Any], *, with_reason: bool = True,
+                     measured: Mapping[str, Any] | None = None) -> str:
     """``rtol=1e-05, atol=1e-06 (reason)``; ``none`` when no tolerance applies.
 
     Nested entries (a divergence allowance) are flattened (``allowance.rtol=...``); every
     ``reason`` goes into the parentheses, prefixed by its entry when nested. The entry's key,
     its calibration note and neutral settings are left out (report.json has everything).
+    With the check's ``measured``, a scaled atol also shows the bound used
+    (``atol=1.000e-05 -> 0.0025 used``), the one the pass/fail was decided on.
     """
     if not tolerance:
         return "none"
     flat = {k: v for k, v in flatten(tolerance).items() if not _quiet_field(k, v)}
     is_reason = [k for k in flat if k.split(".")[-1] == "reason"]
-    parts = [f"{k}={format_value(v)}" for k, v in flat.items() if k not in is_reason]
+    used = _atol_used(tolerance, measured)
+    parts = [f"{k}={format_value(v)}" + (f" -> {format_value(used)} used"
+                                         if k == "atol" and used is not None else "")
+             for k, v in flat.items() if k not in is_reason]
     text = ", ".join(parts) if parts else "(no values)"
     reasons = [f"{k[:-len('.reason')]}: {flat[k]}" if "." in k else str(flat[k])
                for k in is_reason if flat[k]]
@@ -163,3 +184,17 @@ def element_text(element: Any) -> str:
         excess = element.get("excess")
         text += f" = {excess:.3g}x its bound)" if isinstance(excess, float) else ")"
     return text
+
+
+def markdown_cell(text: Any) -> str:
+    """Markdown table cell: pipes escaped, line breaks flattened."""
+    value = text if isinstance(text, str) else format_value(text)
+    return value.replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
+    """Markdown table lines: the header, its rule, then one line per row."""
+    lines = ["| " + " | ".join(markdown_cell(h) for h in header) + " |",
+             "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(markdown_cell(c) for c in row) + " |" for row in rows]
+    return lines

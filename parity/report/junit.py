@@ -45,7 +45,7 @@ def _clean(text: str) -> str:
 def _check_text(check: Check) -> str:
     lines = [f"{check.name}: {check.verdict}",
              f"measured: {format_measured(check.measured)}",
-             f"tolerance: {format_tolerance(check.tolerance)}"]
+             f"tolerance: {format_tolerance(check.tolerance, measured=check.measured)}"]
     if check.message:
         lines.append(f"message: {check.message}")
     return _clean("\n".join(lines))
@@ -64,8 +64,8 @@ def _check_case(suite: ET.Element, check: Check, *, first: bool = False) -> None
         "time": "0",
     })
     body = _check_text(check)
-    headline = check.message or f"{format_measured(check.measured)} vs tolerance " \
-                                f"{format_tolerance(check.tolerance, with_reason=False)}"
+    bound = format_tolerance(check.tolerance, with_reason=False, measured=check.measured)
+    headline = check.message or f"{format_measured(check.measured)} vs tolerance {bound}"
     if first:  # the one to look at first in a CI view
         headline = "FIRST DIVERGENCE: " + headline
     if check.verdict == "fail":

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from parity.report.figures import DRAWN_NOTE
 from parity.report.formatting import (
     BOOKKEEPING_MEASURED,
     element_text,
@@ -23,8 +24,10 @@ from parity.report.formatting import (
     format_tolerance,
     format_value,
     is_scalar,
+    markdown_table,
     plain,
 )
+from parity.report.summary_metrics import equivalence_section, metrics_sections
 from parity.results import LEVELS, VERDICTS, Check, RunResult
 
 __all__ = [
@@ -63,10 +66,6 @@ _WANTED_PROVENANCE: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("determinism flag", ("determinis",)),
 )
 
-#: Keys of a backend's metrics that describe the alignment rather than a quality metric.
-_ALIGNMENT_KEYS: tuple[str, ...] = ("alignment", "align", "registration", "shift", "phase_offset",
-                                    "ramp")
-
 _EXTRA_MEASURED_SHOWN = 3  # other measured scalars shown in the "other" column
 _WORST_SHOWN = 5  # worst elements listed for the first divergence
 _DIVERGENCE_NOTE = "divergence: "  # prefix of the divergence figure's note (figures.py)
@@ -83,19 +82,6 @@ def _lookup(measured: Mapping[str, Any], aliases: Iterable[str]) -> tuple[str, A
         if key in measured:
             return key, measured[key]
     return None
-
-
-def _cell(text: Any) -> str:
-    """Markdown table cell: pipes escaped, line breaks flattened."""
-    value = text if isinstance(text, str) else format_value(text)
-    return value.replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
-
-
-def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
-    lines = ["| " + " | ".join(_cell(h) for h in header) + " |",
-             "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
-    return lines
 
 
 def _check_row(check: Check) -> list[str]:
@@ -115,7 +101,7 @@ def _check_row(check: Check) -> list[str]:
               if k not in used and is_scalar(v)]
     if len(extras) > _EXTRA_MEASURED_SHOWN:
         extras = [*extras[:_EXTRA_MEASURED_SHOWN], "..."]
-    row += [", ".join(extras), format_tolerance(check.tolerance),
+    row += [", ".join(extras), format_tolerance(check.tolerance, measured=check.measured),
             VERDICT_LABELS[check.verdict], check.message]
     return row
 
@@ -134,10 +120,12 @@ def _first_divergence(result: RunResult, figures: Sequence[str],
     applicable = {k: v for k, v in first.measured.items() if v is not None}
     lines = [
         f"**First divergent stage:** `{first.level}` **{first.stage}** / {first.quantity} "
-        f"[{first.backend} vs {first.reference}]",
+        f"[{first.backend} vs {first.reference}]"
+        + (" (ERROR: could not be evaluated, so it cannot show parity)"
+           if first.verdict == "error" else ""),
         "",
         f"- measured: {format_measured(applicable)}",
-        f"- tolerance: {format_tolerance(first.tolerance)}",
+        f"- tolerance: {format_tolerance(first.tolerance, measured=first.measured)}",
     ]
     if first.message:
         lines.append(f"- message: {first.message}")
@@ -158,6 +146,11 @@ def _first_divergence(result: RunResult, figures: Sequence[str],
     return lines
 
 
+def _is_drawn_note(note: str) -> bool:
+    """A figure note about a figure that WAS drawn (``loss: drawn with ...``)."""
+    return note.partition(": ")[2].startswith(DRAWN_NOTE)
+
+
 def _level_sections(result: RunResult, *, include_passes: bool) -> list[str]:
     header = ["check", "backend vs reference", *[c for c, _ in MEASURED_COLUMNS], "other",
               "tolerance (reason)", "verdict", "message"]
@@ -169,7 +162,7 @@ def _level_sections(result: RunResult, *, include_passes: bool) -> list[str]:
         lines += ["", f"### {level} ({tally or 'no checks ran'})", ""]
         shown = checks if include_passes else [c for c in checks if c.verdict != "pass"]
         if shown:
-            lines += _table(header, (_check_row(c) for c in shown))
+            lines += markdown_table(header, (_check_row(c) for c in shown))
         if len(shown) < len(checks):
             lines.append(f"\n{len(checks) - len(shown)} passing checks left out to keep this "
                          "summary under the size cap; see report.json.")
@@ -187,90 +180,7 @@ def _backend_section(result: RunResult) -> list[str]:
         message = run.message + (f" (tasks not ok: {', '.join(bad)})" if bad else "")
         rows.append([run.backend, run.status.upper(), f"{run.seconds:.1f}", message,
                      run.log_path or "n/a"])
-    return lines + _table(["backend", "status", "seconds", "message", "log"], rows)
-
-
-def _is_alignment(key: str) -> bool:
-    return any(part.startswith(k) for part in key.split(".") for k in _ALIGNMENT_KEYS)
-
-
-def _is_curve(value: Any) -> bool:
-    """A long sequence (an FRC curve): drawn in a figure, not printed in a table."""
-    value = plain(value)
-    return isinstance(value, Sequence) and not isinstance(value, str) and len(value) > 4
-
-
-def _metrics_sections(result: RunResult) -> list[str]:
-    metrics = result.metrics
-    if not metrics:
-        return ["", "## Metrics", "", "No metrics recorded (no ground truth or no L5 run)."]
-    backends = [k for k in metrics if k != "delta" and isinstance(metrics[k], Mapping)]
-    flat = {b: flatten(metrics[b]) for b in backends}
-    delta = metrics.get("delta", {})
-    delta_cols: dict[str, dict[str, Any]] = {}
-    if isinstance(delta, Mapping) and delta:
-        if all(isinstance(v, Mapping) for v in delta.values()):
-            delta_cols = {f"delta {k}": flatten(v) for k, v in delta.items()}
-        else:
-            delta_cols = {"delta": flatten(delta)}
-    # A delta named for a metric's last part ("ssim_amp") goes on every backend row whose key
-    # ends in it ("truth.ssim_amp", "gated.ssim_amp"); unmatched deltas keep their own row.
-    backend_keys = list(dict.fromkeys(k for col in flat.values() for k in col))
-    for name, col in delta_cols.items():
-        spread: dict[str, Any] = {}
-        for key, value in col.items():
-            rows = [k for k in backend_keys if k == key or k.endswith("." + key)] or [key]
-            spread.update(dict.fromkeys(rows, value))
-        delta_cols[name] = spread
-    columns = {**flat, **delta_cols}
-    keys = list(dict.fromkeys(k for col in columns.values() for k in col
-                              if not _is_curve(col[k])))
-    quality = [k for k in keys if not _is_alignment(k)]
-    alignment = [k for k in keys if _is_alignment(k)]
-    lines = ["", "## Metrics (each backend vs truth after alignment)", ""]
-    lines += _table(["metric", *columns], ([k, *[col.get(k, "") for col in columns.values()]]
-                                           for k in quality))
-    lines += ["", "## Alignment (reported, applied before the metrics)", ""]
-    if alignment:
-        lines += _table(["parameter", *columns],
-                        ([k, *[col.get(k, "") for col in columns.values()]] for k in alignment))
-    else:
-        lines.append("No alignment parameters recorded.")
-    return lines
-
-
-def _equivalence_section(result: RunResult) -> list[str]:
-    """The multi-seed TOST table (metric, n, mean difference, interval, margin, verdict)."""
-    record = result.equivalence
-    if not record:
-        return []
-    seeds = ", ".join(str(s) for s in record.get("seeds", []))
-    margins = record.get("margins", {})
-    alphas = sorted({m.get("alpha") for m in margins.values() if isinstance(m, Mapping)},
-                    key=str)
-    lines = ["", "## L5 equivalence over seeds (paired TOST)", "",
-             f"Seeds: {seeds or 'none'}. Difference = backend - baseline per seed. Margins "
-             f"pre-registered in `{record.get('margins_source', '?')}` "
-             f"({record.get('margins_fixed', 'fixed before the run')}); alpha "
-             f"{', '.join(format_value(a) for a in alphas) or 'n/a'} per one-sided test, so "
-             "the interval shown is the (1 - 2 alpha) CI. Equivalent when it lies inside "
-             "+-margin. The Metrics section shows the first seed; report.json has every seed "
-             "(`equivalence.per_seed`).", ""]
-    rows = []
-    for backend, tests in record.get("tests", {}).items():
-        for metric, test in tests.items():
-            if "error" in test:
-                rows.append([f"{metric} [{backend}]", "", "", "", "", "ERROR: " + test["error"]])
-                continue
-            interval = "n/a" if test.get("ci_low") is None else \
-                f"[{format_value(test['ci_low'])}, {format_value(test['ci_high'])}]"
-            rows.append([f"{metric} [{backend}]", test.get("n"), test.get("mean_diff"), interval,
-                         f"+-{format_value(test.get('margin'))}",
-                         str(test.get("verdict", "?")).upper().replace("_", " ")])
-    if not rows:
-        return [*lines, "No test ran (no metrics for any seed)."]
-    return lines + _table(["metric [backend vs baseline]", "n", "mean diff", "CI", "margin",
-                           "verdict"], rows)
+    return lines + markdown_table(["backend", "status", "seconds", "message", "log"], rows)
 
 
 def _config_section(result: RunResult) -> list[str]:
@@ -280,7 +190,7 @@ def _config_section(result: RunResult) -> list[str]:
     lines = ["", "## Config", "",
              f"Sizing: **{format_value(sizing) if sizing is not None else 'not recorded'}**", ""]
     if config:
-        lines += _table(["key", "value"], ([k, format_value(v)] for k, v in config.items()))
+        lines += markdown_table(["key", "value"], ([k, format_value(v)] for k, v in config.items()))
     return lines
 
 
@@ -294,11 +204,11 @@ def _provenance_section(result: RunResult) -> list[str]:
     if missing:
         lines += [f"Not recorded: {', '.join(missing)}.", ""]
     if prov:
-        lines += _table(["key", "value"], ([k, format_value(v)] for k, v in prov.items()))
+        lines += markdown_table(["key", "value"], ([k, format_value(v)] for k, v in prov.items()))
     if envs:
         keys = list(dict.fromkeys(k for env in envs.values() for k in env))
         lines += ["", "Backend environments:", ""]
-        lines += _table(["key", *envs], ([k, *[env.get(k, "") for env in envs.values()]]
+        lines += markdown_table(["key", *envs], ([k, *[env.get(k, "") for env in envs.values()]]
                                          for k in keys))
     return lines
 
@@ -312,6 +222,7 @@ def _render(result: RunResult, figures: Sequence[str], figure_notes: Sequence[st
         "",
         f"**Verdict: {result.verdict.upper()}** (exit code {result.exit_code})",
         "",
+        *([f"> **{result.self_test_banner}**", ""] if result.self_test_banner else []),
         f"Run `{result.stamp}`; backends: {backends or 'none'}; "
         f"levels: {', '.join(result.levels) or 'none'}; checks: "
         + ", ".join(f"{n} {VERDICT_LABELS[v]}" for v, n in counts.items()),
@@ -321,8 +232,8 @@ def _render(result: RunResult, figures: Sequence[str], figure_notes: Sequence[st
         "## Checks by level",
         *_level_sections(result, include_passes=include_passes),
         *_backend_section(result),
-        *_metrics_sections(result),
-        *_equivalence_section(result),
+        *metrics_sections(result),
+        *equivalence_section(result),
         *_config_section(result),
         *_provenance_section(result),
         "",
@@ -333,7 +244,8 @@ def _render(result: RunResult, figures: Sequence[str], figure_notes: Sequence[st
         "## Figures",
         "",
         *([f"- [{f}]({f})" for f in figures] or ["No figures written."]),
-        *[f"- not drawn: {note}" for note in figure_notes],
+        *[f"- {'note' if _is_drawn_note(note) else 'not drawn'}: {note}"
+          for note in figure_notes],
     ]
     return "\n".join(lines) + "\n"
 

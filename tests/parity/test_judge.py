@@ -4,9 +4,10 @@ put those of its first divergence into the bundle's evidence."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from parity.divergences import load_registry
-from parity.judge import Judge
+from parity.judge import Judge, fraction_rule_applies
 from parity.results import FIRST_DIVERGENCE_EVIDENCE
 from parity.tolerances import load_table
 
@@ -52,3 +53,35 @@ def test_a_shared_nan_does_not_change_the_scale_of_a_max_abs_tolerance() -> None
     assert shared_nan.measured["atol_effective"] == clean.measured["atol_effective"]
     actual[3] = 1.0  # a NaN on one side only is still a divergence
     assert judge.compare(**key, expected=expected, actual=actual).verdict == "fail"
+
+
+def test_nan_against_nan_compares_nothing_and_never_passes() -> None:
+    """L5 r_factor was NaN on both sides (no pattern inside the stitched region) and scored
+    PASS: two uncomputable metrics agree on nothing."""
+    judge = _judge()
+    key = {"level": "L5", "stage": "independent", "quantity": "r_factor", "backend": "torch",
+           "reference": "tensorflow"}
+    nan = np.asarray(np.nan)
+    both = judge.compare(**key, expected=nan, actual=nan, undefined_reason="no pattern inside")
+    assert both.verdict == "error"
+    assert both.message == ("ERROR: nothing compared: no element is finite on either side "
+                            "(both NaN/inf): no pattern inside")
+    assert both.tolerance["atol"] == 0.06  # the entry that would have applied is kept
+    assert judge.compare(**key, expected=nan, actual=np.asarray(0.2)).verdict == "fail"
+    assert judge.compare(**key, expected=np.asarray(0.2), actual=np.asarray(0.21)).verdict \
+        == "pass"
+    all_nan = np.full(4, np.nan)
+    assert judge.compare(level="L1", stage="translated", quantity="translated", backend="torch",
+                         reference="oracle", expected=all_nan, actual=all_nan).verdict == "error"
+
+
+@pytest.mark.parametrize(("measured", "max_fraction", "applies"), [
+    ({"fraction_out": 0.01, "nonfinite_mismatch": 0}, 0.05, True),
+    ({"fraction_out": 0.01, "nonfinite_mismatch": 0}, 0.0, False),  # no fraction allowed
+    ({"fraction_out": 0.01, "nonfinite_mismatch": 2}, 0.05, False),  # NaN is never forgiven
+    ({"fraction_out": 0.01, "kind_ok": False}, 0.05, False),  # complex vs real
+    ({"nonfinite_mismatch": 0}, 0.05, False),  # nothing counted
+])
+def test_the_allowed_fraction_rule_applies_only_where_it_can_decide(measured, max_fraction,
+                                                                   applies):
+    assert fraction_rule_applies(measured, max_fraction) is applies

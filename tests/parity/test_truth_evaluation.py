@@ -12,7 +12,13 @@ import pytest
 from scipy import ndimage
 
 from parity.alignment import PhaseFit
-from parity.truth_evaluation import RECOMMENDED_AMPLITUDE_FLOOR_FRACTION, evaluate_against_truth
+from parity.truth_evaluation import (
+    NO_STRUCTURE_CORRELATION,
+    RECOMMENDED_AMPLITUDE_FLOOR_FRACTION,
+    UNRELIABLE_REGISTRATION_ERROR,
+    evaluate_against_truth,
+    evaluation_warnings,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))
 from images import fourier_shift as _fourier_shift
@@ -185,3 +191,33 @@ def test_amplitude_floor_is_required_and_validated() -> None:
                        (True, TypeError)):
         with pytest.raises(error, match="amplitude_floor_fraction"):
             evaluate_against_truth(truth, truth, amplitude_floor_fraction=bad)  # type: ignore[arg-type]
+
+
+def test_a_faithful_reconstruction_correlates_with_the_truth_and_raises_no_warning() -> None:
+    truth = _object(96, 12)
+    result = evaluate_against_truth(truth, _distorted(truth, noise=0.01, seed=1),
+                                    amplitude_floor_fraction=FLOOR)
+    assert result["amplitude"]["correlation"] > 0.99  # 1 % noise: well above any threshold
+    assert result["phase"]["correlation"] > 0.99
+    assert evaluation_warnings(result) == []
+
+
+def test_a_flat_reconstruction_warns_it_is_no_better_than_a_constant() -> None:
+    """The 3-epoch ``small`` run: flat reconstructions, amplitude SSIM 0.12, registration error
+    0.93 and a 15 px shift on a 59 px object, and no word of it in the summary."""
+    truth = _object(64, 12)
+    rng = np.random.default_rng(3)
+    flat = 0.7 * np.exp(0.2j) + 1e-3 * (rng.standard_normal(truth.shape)
+                                         + 1j * rng.standard_normal(truth.shape))
+    result = evaluate_against_truth(truth, flat, amplitude_floor_fraction=FLOOR)
+    assert abs(result["amplitude"]["correlation"]) < NO_STRUCTURE_CORRELATION
+    warnings = evaluation_warnings(result)
+    assert any(w.startswith("amplitude is no better than a constant") for w in warnings)
+    assert result["alignment"]["registration_error"] >= UNRELIABLE_REGISTRATION_ERROR
+    assert warnings[0].startswith("registration to the truth failed")
+    record = {**result, "alignment": {**result["alignment"], "registration_error": 0.93,
+                                      "shift_px": [15.28, -0.44]}}
+    failed = evaluation_warnings(record)[0]
+    assert failed.startswith(f"registration to the truth failed: error 0.93 >= "
+                             f"{UNRELIABLE_REGISTRATION_ERROR}")
+    assert "(dy, dx) = (15.3, -0.44) px" in failed

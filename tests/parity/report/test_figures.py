@@ -116,7 +116,7 @@ def test_partial_and_malformed_evidence_is_noted(tmp_path: Path) -> None:
     assert "torch/reconstructed_obj has shape (5,)" in notes
     assert "differences: needs two objects; have ['tensorflow']" in notes
     assert "frc: torch lacks ['torch/frc/curve']" in notes
-    assert "loss: non-positive values; y axis linear" in notes
+    assert "loss: drawn with a linear y axis (non-positive values rule out log)" in notes
 
 
 def test_unexpected_error_in_one_figure_is_reported_not_raised(
@@ -128,3 +128,12 @@ def test_unexpected_error_in_one_figure_is_reported_not_raised(
     result = render_figures(_result(), _evidence(), tmp_path)
     assert "objects: failed (RuntimeError: boom)" in result.skipped
     assert [p.name for p in result.written] == ["differences.png", "frc.png", "loss.png"]
+
+
+def test_the_truth_alone_draws_no_object_figure(tmp_path: Path) -> None:
+    """An L0-only bundle holds the truth but no reconstruction: objects.png showed the truth
+    alone, which reviews nothing."""
+    result = render_figures(_result(), {"truth/object": _truth()}, tmp_path)
+    assert "objects.png" not in [p.name for p in result.written]
+    assert any(n.startswith("objects: no <backend>/reconstructed_obj in the evidence")
+               and "the truth alone is not drawn" in n for n in result.skipped)

@@ -102,7 +102,7 @@ def test_summary_verdict_tables_backends_metrics_config_provenance() -> None:
     assert "train: error" in text
     metric_row = next(line for line in text.splitlines() if line.startswith("| amp.ssim |"))
     assert metric_row == "| amp.ssim | 0.91 | 0.89 | -0.02 |"
-    assert "| alignment.shift_px | [0.25, -0.5] | [0.5, 0] |" in text
+    assert "| alignment.shift_px (dy, dx) | [0.25, -0.5] | [0.5, 0] |" in text
     assert "Sizing: **cpu-default**" in text
     # a git revision, TF32 and determinism flags were not recorded: the summary says so
     assert "Not recorded: git revision, TF32 flag, determinism flag." in text
@@ -183,7 +183,7 @@ def test_summary_with_the_engine_layout_of_metrics_and_tolerances() -> None:
     assert "| metric | tensorflow | torch | delta torch |" in text
     assert "| truth.ssim_amp | 0.9 | 0.88 | -0.02 |" in text
     assert "| ssim_amp |" not in text
-    assert "| truth.alignment.shift_px | [0.5, -0.25] | [0.5, -0.25] |  |" in text
+    assert "| truth.alignment.shift_px (dy, dx) | [0.5, -0.25] | [0.5, -0.25] |  |" in text
     assert "frc_curve" not in text  # curves are drawn, not tabulated
     assert "Not recorded: TF32 flag, determinism flag." in text
 
@@ -200,3 +200,85 @@ def test_an_unevaluated_check_never_lets_a_run_pass() -> None:
     result = RunResult(case="c", stamp="20240131T235959Z", levels=("L2",),
                        backends=("tensorflow", "torch"), checks=(error,), backend_runs=crashed)
     assert result.first_divergence is None and result.exit_code == 3
+
+
+def _l5_result(metrics: dict, **fields: object) -> RunResult:
+    runs = (BackendRun("tensorflow", "ok", 1.0), BackendRun("torch", "ok", 1.0))
+    return RunResult(case="c", stamp="20240131T235959Z", levels=("L5",),
+                     backends=("tensorflow", "torch"), checks=(), backend_runs=runs,
+                     metrics=metrics, **fields)
+
+
+def test_an_injected_bug_is_bannered_under_the_verdict_and_warned() -> None:
+    result = _l5_result({}, config={"injections": {"torch": "offset_sign"}})
+    text = render_summary(result)
+    banner = "SELF-TEST: bug 'offset_sign' injected into torch -- not a port result"
+    lines = text.splitlines()
+    verdict = next(i for i, line in enumerate(lines) if line.startswith("**Verdict:"))
+    assert lines[verdict + 2] == f"> **{banner}**"
+    assert f"- {banner}" in text.split("## Warnings")[1]
+    assert "> **SELF-TEST" not in render_summary(_l5_result({}))
+
+
+def test_input_notes_reach_the_warnings() -> None:
+    notes = {"nphotons_note": "not in file; assumed PtychoPINN default 1e+09",
+             "legacy_layout": "diffraction stored (N, N, n): transposed", "diffraction_key": "x"}
+    text = render_summary(_l5_result({}, provenance={"container": {"provenance": notes}}))
+    warnings = text.split("## Warnings")[1].split("## Figures")[0]
+    assert ("- input: container.provenance.nphotons_note = not in file; assumed PtychoPINN "
+            "default 1e+09") in warnings
+    assert "container.provenance.legacy_layout = diffraction stored" in warnings
+    assert "diffraction_key" not in warnings and "None." not in warnings
+
+
+def _frc(status: str) -> dict:
+    return {"crossing_half_bit_cycles_per_px": 0.0 if status != "crossed" else 0.21,
+            "status_half_bit": status}
+
+
+def test_metrics_of_a_run_without_truth_are_not_titled_against_truth() -> None:
+    dc = {"r_factor": 0.2, "scale": 1.0, "patterns": 42, "patterns_total": 144}
+    text = render_summary(_l5_result({"tensorflow": {"data_consistency": dc},
+                                      "torch": {"data_consistency": {**dc, "r_factor": 0.25}},
+                                      "delta": {"torch": {"r_factor": 0.05}}}))
+    assert "## Metrics (no ground truth: data consistency only)" in text
+    assert "vs truth after alignment" not in text
+    assert "| data_consistency.patterns | 42 of 144 | 42 of 144 |  |" in text
+    assert "patterns_total" not in text
+    assert "None: there is no ground truth to align to." in text
+
+
+def test_metric_rows_get_deltas_and_frc_crossings_that_did_not_cross_read_na() -> None:
+    def entry(ssim: float, status: str) -> dict:
+        return {"truth": {"amplitude": {"ssim": ssim, "frc": _frc(status)},
+                          "alignment": {"shift_px": [15.28, -0.44], "registration_error": 0.5}},
+                "gated": {"ssim_amp": ssim}}
+
+    text = render_summary(_l5_result({"tensorflow": entry(0.5, "below_at_first_ring"),
+                                      "torch": entry(0.25, "crossed"),
+                                      "delta": {"torch": {"ssim_amp": -0.25}}}))
+    assert "delta <backend> = <backend> - tensorflow" in text
+    assert "| truth.amplitude.ssim | 0.5 | 0.25 | -0.25 |" in text
+    assert "| gated.ssim_amp | 0.5 | 0.25 | -0.25 |" in text
+    assert ("| truth.amplitude.frc.crossing_half_bit_cycles_per_px | n/a | 0.21 |  |"
+            in text)
+    assert "| truth.alignment.shift_px (dy, dx) | [15.28, -0.44] | [15.28, -0.44] |  |" in text
+    assert "| truth.alignment.registration_error | 0.5 | 0.5 | 0 |" in text
+
+
+def test_the_tolerance_column_shows_the_scaled_bound_that_decided() -> None:
+    check = Check("L2", "network", "pred_amplitude", "torch", "tensorflow", "pass",
+                  {"max_abs_error": 3.268e-5, "atol_effective": 0.0025},
+                  {"rtol": 1e-4, "atol": 1e-5, "atol_scale": "max_abs", "reason": "f32"})
+    runs = (BackendRun("tensorflow", "ok", 1.0), BackendRun("torch", "ok", 1.0))
+    result = RunResult(case="c", stamp="20240131T235959Z", levels=("L2",),
+                       backends=("tensorflow", "torch"), checks=(check,), backend_runs=runs)
+    assert "atol=1.000e-05 -> 0.0025 used, atol_scale=max_abs (f32)" in render_summary(result)
+
+
+def test_a_figure_drawn_differently_is_a_note_not_a_skip() -> None:
+    text = render_summary(_l5_result({}), figures=["figures/loss.png"],
+                          figure_notes=["loss: drawn with a linear y axis (non-positive values "
+                                        "rule out log)", "frc: no FRC evidence"])
+    assert "- note: loss: drawn with a linear y axis" in text
+    assert "not drawn: loss" not in text and "- not drawn: frc: no FRC evidence" in text
