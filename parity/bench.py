@@ -13,7 +13,6 @@ Figures are measured, never asserted in unit tests.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import importlib
 import itertools
@@ -34,8 +33,8 @@ from parity.config import ModelConfig, TrainConfig
 from parity.contract import Adapter, PreparedData
 
 __all__ = ["BENCH_DETERMINISTIC", "LOOP_REPEATS", "MIN_MEASURED_GROUPS", "STITCH_REPEATS",
-           "STITCH_SPEEDUP_TARGET", "STITCH_WARMUP", "THROUGHPUTS", "add_bench_command",
-           "bench_backend", "check_bench_settings", "default_sweep", "device_ratios", "run_bench"]
+           "STITCH_SPEEDUP_TARGET", "STITCH_WARMUP", "THROUGHPUTS", "bench_backend",
+           "check_bench_settings", "default_sweep", "device_ratios", "run_bench"]
 
 
 def _synthetic_data(n_groups: int, config: ModelConfig, seed: int) -> PreparedData:
@@ -185,7 +184,9 @@ def bench_backend(adapter: Adapter, model: ModelConfig, train: TrainConfig,
         result = adapter.train(config, settings, data, workdir, progress=mark)
         marks = [start, *stamps]
         epoch_s = [b - a for a, b in itertools.pairwise(marks)][1:]  # drop the warm-up epoch
-        train_gps = data.diffraction.shape[0] / statistics.median(epoch_s) if epoch_s else None
+        n_groups = data.diffraction.shape[0]
+        train_gps = n_groups / statistics.median(epoch_s) if epoch_s else None
+        train_range = [n_groups / max(epoch_s), n_groups / min(epoch_s)] if epoch_s else None
         infer_s = []
         for _ in range(repeats):
             t0 = time.perf_counter()
@@ -194,8 +195,8 @@ def bench_backend(adapter: Adapter, model: ModelConfig, train: TrainConfig,
         infer_gps = data.diffraction.shape[0] / statistics.median(infer_s[1:] or infer_s)
         stitching = _stitch_figures(adapter, stitch_module.stitch_patches_loop,
                                     np.asarray(patches), data.centres_px, config.stitch_crop_px)
-        row = {**point, "train_groups_per_s": train_gps, "epoch_seconds": epoch_s,
-               "infer_groups_per_s": infer_gps,
+        row = {**point, "train_groups_per_s": train_gps, "train_groups_per_s_range": train_range,
+               "epoch_seconds": epoch_s, "infer_groups_per_s": infer_gps,
                **{k: stitching[k] for k in ("stitch_pixels_per_s", "stitch_loop_pixels_per_s",
                                             "stitch_speedup")},
                "peak_rss_mb": _peak_rss_mb(), "peak_rss_scope": "point" if rss_window else "process"}
@@ -266,7 +267,9 @@ def run_bench(*, backends: tuple[str, ...] = ("tensorflow", "torch"), case: str 
                                                      model_overrides={}, train_overrides={})
     sweep = sweep or default_sweep(model.N, quick=quick)
     figures: dict[str, Any] = {"case": case, "device": device, "sizing": sizing, "sweep": sweep,
-                               "deterministic": BENCH_DETERMINISTIC, "backends": {}}
+                               "deterministic": BENCH_DETERMINISTIC, "backends": {},
+                               "model": dataclasses.asdict(model),
+                               "train": dataclasses.asdict(train)}
     centres = prepare(container, group_container(container, model), model).centres_px
     case_stitch = {"centres_px": centres.tolist(), "N": model.N, "crop_px": model.stitch_crop_px}
     with tempfile.TemporaryDirectory(prefix="parity-bench-") as tmp:
@@ -337,75 +340,3 @@ def device_ratios(reference: Mapping[str, Any], other: Mapping[str, Any]) -> dic
             entry["case_stitch_speedup"] = theirs["stitch_ms"] / mine["stitch_ms"]
         out[backend] = entry
     return out
-
-
-def add_bench_command(sub: Any) -> None:
-    """Register ``parity bench``."""
-    parser = sub.add_parser("bench", help="throughput and memory of each backend, side by side")
-    parser.add_argument("--case", default="default",
-                        help="built-in case (see `parity cases`) whose geometry and model are "
-                             "measured; default: 'default'")
-    parser.add_argument("--backends", default="tensorflow,torch",
-                        help="comma list of adapters (default: tensorflow,torch); the ratios "
-                             "are torch / tensorflow when both run")
-    parser.add_argument("--device", default=None,
-                        help="device request (cpu, cuda); two, e.g. cpu,cuda, to get their ratios")
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="at least this many timed training epochs (after a warm-up one) "
-                             "and inference calls per sweep point; medians are reported "
-                             "(default 3)")
-    parser.add_argument("--quick", action="store_true",
-                        help="one sweep point (128 groups at the case's N, batch 16), no ladder "
-                             "timing")
-    parser.add_argument("--out", default="reports",
-                        help="reports root; the bundle is named by case and start time "
-                             "(default: reports)")
-    parser.set_defaults(func=_cmd_bench)
-
-
-def _cmd_bench(args: argparse.Namespace) -> int:
-    """``parity bench``; exit 0, or 3 when a backend failed on a device (its row says why).
-
-    Every option is checked before any work (a typo in ``--out`` must not cost a finished
-    benchmark).
-    """
-    from parity.bench_report import render_markdown
-    from parity.cli_options import check_device, parse_names, reports_dir
-    from parity.report.bundle import new_bundle_dir
-    from parity.report.bundle_names import stamp_now
-
-    backends = parse_names(args.backends)
-    check_bench_settings(backends=backends, case=args.case, repeats=args.repeats, sweep=None)
-    devices = [check_device(d) for d in parse_names(args.device)]
-    if len(devices) > 2:
-        raise ValueError(f"--device {args.device!r}: give one device, or two to compare "
-                         "(e.g. cpu,cuda)")
-    if len(devices) == 2 and devices[0].lower() == devices[1].lower():
-        raise ValueError(f"--device {args.device!r}: the same device twice; give two different "
-                         "devices to compare (e.g. cpu,cuda)")
-    root = reports_dir(args.out)
-    stamp = stamp_now()  # the bundle is named by when the benchmark started
-    if len(devices) < 2:
-        figures = run_bench(backends=backends, case=args.case, quick=args.quick,
-                            device=devices[0] if devices else None, repeats=args.repeats,
-                            ladder=not args.quick)
-        records = [figures]
-    else:
-        by_device = {d: run_bench(backends=backends, case=args.case, quick=args.quick, device=d,
-                                  repeats=args.repeats, ladder=not args.quick) for d in devices}
-        figures = {"case": args.case, "by_device": by_device,
-                   "device_ratios": device_ratios(by_device[devices[0]], by_device[devices[1]])}
-        records = list(by_device.values())
-    text = render_markdown(figures)
-    print(text)
-    with new_bundle_dir(root, f"bench-{args.case}", stamp=stamp) as writer:
-        writer.write_json("bench.json", figures)
-        writer.write_text("bench.md", text)
-        path = writer.commit_plain(provenance={"case": args.case, "kind": "bench"})
-    print(f"bench bundle: {path}")
-    failed = [f"{name} on {record.get('device') or 'auto'}" for record in records
-              for name, result in record["backends"].items() if result.get("status") != "ok"]
-    if failed:
-        print(f"backend(s) failed: {', '.join(failed)} (see bench.json for their errors)")
-        return 3
-    return 0

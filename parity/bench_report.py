@@ -1,10 +1,13 @@
-"""The benchmark as markdown (``bench.md``): one table per device with every backend's figures,
-the case stitching against its target, the torch / TensorFlow ratios and, with two devices, the
-second device's figures over the first's. Figures come from :mod:`parity.bench`."""
+"""The benchmark's bundle: ``bench.md`` (one table per device with every backend's figures and
+the device each one used, the case stitching against its target, the torch / TensorFlow ratios
+and, with two devices, the second device's figures over the first's), ``bench.json`` (the
+figures, with the stitching target and its verdict) and the provenance. Figures come from
+:mod:`parity.bench`."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from parity.bench import (
@@ -16,7 +19,8 @@ from parity.bench import (
     THROUGHPUTS,
 )
 
-__all__ = ["FAILURE_CELL_CHARS", "render_markdown", "stitch_target_verdict"]
+__all__ = ["FAILURE_CELL_CHARS", "render_markdown", "stitch_target_verdict",
+           "with_stitch_targets", "write_bench_bundle"]
 
 
 def _with_range(median: float, bounds: Sequence[float] | None) -> str:
@@ -34,6 +38,46 @@ def stitch_target_verdict(case_stitch: Mapping[str, Any]) -> str:
     if bounds and float(bounds[0]) < STITCH_SPEEDUP_TARGET:
         return "met at the median only"
     return "met"
+
+
+def with_stitch_targets(figures: Mapping[str, Any]) -> dict[str, Any]:
+    """``figures`` with the stitching target (``stitch_speedup_target``) and, in each backend's
+    ``case_stitch``, ``target_speedup`` and ``target_verdict`` (:func:`stitch_target_verdict`),
+    so that ``bench.json`` states what ``bench.md`` does. Two-device figures: per device."""
+    if "by_device" in figures:
+        return {**figures, "by_device": {device: with_stitch_targets(record)
+                                         for device, record in figures["by_device"].items()}}
+    backends = {}
+    for name, record in figures.get("backends", {}).items():
+        stitch = record.get("case_stitch")
+        backends[name] = record if not stitch else {**record, "case_stitch": {
+            **stitch, "target_speedup": STITCH_SPEEDUP_TARGET,
+            "target_verdict": stitch_target_verdict(stitch)}}
+    return {**figures, "stitch_speedup_target": STITCH_SPEEDUP_TARGET, "backends": backends}
+
+
+def write_bench_bundle(root: Path, stamp: str, figures: Mapping[str, Any], text: str, *,
+                       options: Mapping[str, Any]) -> Path:
+    """Publish ``bench.json`` (``figures``) and ``bench.md`` (``text``) as a bundle
+    ``<stamp>_bench-<case>`` under ``root``.
+
+    Its ``provenance.json`` records the host as a run bundle does
+    (:func:`parity.session.host_provenance`: versions, CPU count, git revision, argv) and, as
+    ``config``, the command's ``options`` (case, backends, devices, repeats, ...) with the
+    sweep, kernel determinism and the model and training configs of the (first) device's run.
+    """
+    from parity.report.bundle import new_bundle_dir
+    from parity.session import host_provenance
+
+    first = next(iter(figures["by_device"].values())) if "by_device" in figures else figures
+    config = {**options, **{key: first.get(key) for key in ("sweep", "deterministic", "model",
+                                                            "train")}}
+    with new_bundle_dir(root, f"bench-{options['case']}", stamp=stamp) as writer:
+        writer.write_json("bench.json", figures)
+        writer.write_text("bench.md", text)
+        return writer.commit_plain(
+            provenance={"case": options["case"], "kind": "bench", **host_provenance()},
+            config=config)
 
 
 def render_markdown(figures: Mapping[str, Any]) -> str:
@@ -74,14 +118,34 @@ def _table_cell(message: str) -> str:
     return first
 
 
+def _devices_used(backends: Mapping[str, Any]) -> str:
+    """``Devices used: tensorflow /CPU:0 (x86_64); torch cpu (x86_64)`` from each backend's
+    reported environment ('' when none reported one)."""
+    used = []
+    for name, record in backends.items():
+        environment = record.get("environment") or {}
+        if environment.get("device"):
+            detail = f" ({environment['device_name']})" if environment.get("device_name") else ""
+            used.append(f"{name} {environment['device']}{detail}")
+    return f"Devices used: {'; '.join(used)}" if used else ""
+
+
+def _train_cell(row: Mapping[str, Any]) -> str:
+    """Training groups/s: the median epoch's, and the slowest and fastest epoch's in brackets."""
+    median = row.get("train_groups_per_s")
+    return "-" if median is None else _with_range(median, row.get("train_groups_per_s_range"))
+
+
 def _render_device(figures: Mapping[str, Any]) -> str:
     device = figures.get("device") or "auto (each backend: its GPU when it sees one, else the CPU)"
     heading = f"# Benchmark: case {figures['case']}, device {device}"
     kernels = ("deterministic kernels" if figures.get("deterministic", BENCH_DETERMINISTIC) else
                "non-deterministic kernels (a parity run uses deterministic ones)")
     sizing = figures.get("sizing", "")
+    used = _devices_used(figures["backends"])
     lines = [heading, "", "; ".join(filter(None, [f"case: {sizing}" if sizing else "", kernels])),
-             "", "Sweep rows time seeded synthetic groups with the case's model at the listed N "
+             *(["", used] if used else []), "",
+             "Sweep rows time seeded synthetic groups with the case's model at the listed N "
              "and batch size (the stitching table below uses the case's own geometry); epoch "
              "times of every row are in bench.json.", ""]
     lines += ["| backend | groups | N | batch | train groups/s | infer groups/s | stitch Mpx/s | "
@@ -97,13 +161,16 @@ def _render_device(figures: Mapping[str, Any]) -> str:
                          f"{_table_cell(record.get('message', ''))} |")
         for row in record.get("rows", []):
             lines.append(f"| {backend} | {row['n_groups']} | {row['N']} | {row['batch_size']} | "
-                         f"{fmt(row['train_groups_per_s'])} | {fmt(row['infer_groups_per_s'])} | "
+                         f"{_train_cell(row)} | {fmt(row['infer_groups_per_s'])} | "
                          f"{fmt(row['stitch_pixels_per_s'], 1e6)} | "
                          f"{fmt(row['stitch_loop_pixels_per_s'], 1e6)} | "
                          f"{fmt(row['stitch_speedup'])} | {fmt(row['peak_rss_mb'])} | "
                          f"{fmt(row.get('gpu_peak_mb'))} |")
-    scopes = {row.get("peak_rss_scope", "process") for record in figures["backends"].values()
-              for row in record.get("rows", [])}
+    rows = [row for record in figures["backends"].values() for row in record.get("rows", [])]
+    if any(row.get("train_groups_per_s_range") for row in rows):
+        lines += ["", "Train groups/s: the median epoch's; in brackets the slowest and the fastest "
+                      "timed epoch's (every epoch time is in bench.json)"]
+    scopes = {row.get("peak_rss_scope", "process") for row in rows}
     if scopes:
         lines += ["", "Peak memory is per sweep point (training, inference and stitching of that "
                       "point)" if scopes == {"point"} else

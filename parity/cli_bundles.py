@@ -31,7 +31,12 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    """``parity diff A B``: what changed between two runs."""
+    """``parity diff A B``: what changed between two runs.
+
+    Exit 0 whenever the runs were compared, whatever changed (the Verdict line says whether the
+    verdict did): 1 would read as "divergence" and 2 is bad input. Bad input (an unknown run, a
+    damaged or benchmark bundle) raises, and the CLI exits 2.
+    """
     from parity.report.diff import diff_runs
     from parity.report.runs import resolve_run
 

@@ -12,7 +12,7 @@ def add_extra_commands(sub: Any) -> None:
     from parity.selftest import add_selftest_command
 
     add_selftest_command(sub)
-    from parity.bench import add_bench_command
+    from parity.cli_bench import add_bench_command
 
     add_bench_command(sub)
     from parity.flake import add_flake_command

@@ -2,8 +2,9 @@
 error to its tolerance?
 
 Each repeat runs every backend afresh (no cache). The report lists checks whose verdict changed
-between repeats (a flaky gate) and, per check, the spread of the worst error over the repeats as a
-fraction of its tolerance bound, so a tolerance change is argued from data.
+between repeats (a flaky gate) and, per check, the spread over the repeats of how close it came to
+failing under the rule that decides it (:func:`_ratio`; 1 is the edge), so a tolerance change is
+argued from data. The case, levels and seed are recorded with it.
 """
 
 from __future__ import annotations
@@ -16,9 +17,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from parity.judge import fraction_rule_applies
 from parity.results import jsonable
 
-__all__ = ["FlakeReport", "add_flake_command", "run_flake"]
+__all__ = ["RULES", "FlakeReport", "add_flake_command", "run_flake"]
+
+#: How :func:`_ratio` measured a check -> what its ratio is, for the report. ``bound``: the worst
+#: element's error over its own bound ``atol + rtol |expected|``; ``fraction``: a tolerance with a
+#: ``max_fraction`` that some elements exceeded passes while the fraction of elements out stays
+#: within it (:class:`parity.judge.Judge`), so the ratio is that fraction over the allowed one.
+RULES: dict[str, str] = {"bound": "max error / bound",
+                         "fraction": "fraction out / allowed fraction"}
 
 
 @dataclass(frozen=True)
@@ -36,36 +45,60 @@ class FlakeReport:
     exit_codes : list[int]
         Exit code of each run.
     spread : dict
-        Check name -> ``{"min", "max"}`` of (max abs error / effective bound) over the runs.
+        Check name -> ``{"min", "max", "rule"}``: the range over the runs of the check's
+        :func:`_ratio` (1 is the edge of failing), and the rule it measures (a key of
+        :data:`RULES`; ``"bound, fraction"`` when the runs differ).
+    case : str
+        Built-in case run.
+    levels : tuple[str, ...]
+        Ladder levels run.
+    seed : int
+        Seed of every run.
     """
 
     repeats: int
     identical: bool
     changed: list[str]
     exit_codes: list[int]
-    spread: dict[str, dict[str, float]]
+    spread: dict[str, dict[str, Any]]
+    case: str = "small"
+    levels: tuple[str, ...] = ()
+    seed: int = 0
 
     def text(self) -> str:
         """Human summary."""
-        lines = [f"{self.repeats} runs, exit codes {self.exit_codes}: verdicts "
+        lines = [f"{self.repeats} runs of case {self.case}, levels {','.join(self.levels)}, seed "
+                 f"{self.seed}; exit codes {self.exit_codes}: verdicts "
                  f"{'IDENTICAL' if self.identical else 'DIFFER'}"]
         lines += [f"  changed: {name}" for name in self.changed]
         worst = sorted(self.spread.items(), key=lambda kv: -kv[1]["max"])[:10]
-        lines.append("closest to their tolerance (max error / bound, min..max over runs):")
-        lines += [f"  {name}: {s['min']:.3g} .. {s['max']:.3g}" for name, s in worst]
+        lines.append("closest to failing (ratio under the rule that decides the check, 1 = the "
+                     "edge; min..max over runs):")
+        lines += [f"  {name}: {s['min']:.3g} .. {s['max']:.3g} "
+                  f"({', '.join(RULES.get(r, r) for r in s['rule'].split(', '))})"
+                  for name, s in worst]
         return "\n".join(lines)
 
 
-def _ratio(check: Any) -> float | None:
-    """The worst element's error over its own bound ``atol + rtol |expected|`` (the comparison's
-    ``worst[0].excess``; 0 when every element matched exactly), or None for a check that is not
-    elementwise (configs, curves, metrics)."""
+def _ratio(check: Any) -> tuple[float, str] | None:
+    """How close an elementwise check came to failing, and the rule (a key of :data:`RULES`).
+
+    ``bound``: the worst element's error over its own bound ``atol + rtol |expected|`` (the
+    comparison's ``worst[0].excess``; 0 when every element matched exactly). ``fraction``: when
+    some element is out (excess > 1) and the tolerance allows a fraction of elements out
+    (:func:`parity.judge.fraction_rule_applies`), that rule decides the verdict, so the ratio is
+    ``fraction_out / max_fraction``. None for a check that is not elementwise (configs, curves,
+    metrics) or a non-finite ratio.
+    """
     measured = check.measured or {}
     if "max_abs_error" not in measured or "worst" not in measured:
         return None
     worst = measured["worst"]
     excess = float(worst[0]["excess"]) if worst else 0.0
-    return excess if math.isfinite(excess) else None
+    allowed = float((check.tolerance or {}).get("max_fraction") or 0.0)
+    if excess > 1.0 and fraction_rule_applies(measured, allowed):
+        return float(measured["fraction_out"]) / allowed, "fraction"
+    return (excess, "bound") if math.isfinite(excess) else None
 
 
 def run_flake(*, case: str = "small", repeats: int = 2, levels: tuple[str, ...] = (
@@ -81,7 +114,7 @@ def run_flake(*, case: str = "small", repeats: int = 2, levels: tuple[str, ...] 
                                                      model_overrides={}, train_overrides={},
                                                      seed=seed)
     verdicts: list[dict[str, str]] = []
-    ratios: dict[str, list[float]] = {}
+    ratios: dict[str, list[tuple[float, str]]] = {}
     codes = []
     with tempfile.TemporaryDirectory(prefix="parity-flake-") as tmp:
         for i in range(repeats):
@@ -96,8 +129,10 @@ def run_flake(*, case: str = "small", repeats: int = 2, levels: tuple[str, ...] 
                     ratios.setdefault(check.name, []).append(ratio)
     names = sorted(set().union(*verdicts))
     changed = [n for n in names if len({v.get(n) for v in verdicts}) > 1]
-    spread = {n: {"min": min(r), "max": max(r)} for n, r in ratios.items()}
-    return FlakeReport(repeats, not changed and len(set(codes)) == 1, changed, codes, spread)
+    spread = {n: {"min": min(v for v, _ in r), "max": max(v for v, _ in r),
+                  "rule": ", ".join(sorted({rule for _, rule in r}))} for n, r in ratios.items()}
+    return FlakeReport(repeats, not changed and len(set(codes)) == 1, changed, codes, spread,
+                       case=case, levels=tuple(levels), seed=seed)
 
 
 def add_flake_command(sub: Any) -> None:

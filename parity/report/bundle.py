@@ -38,7 +38,13 @@ from typing import Any
 
 import numpy as np
 
-from parity.report._bundle_files import checked_evidence, file_manifest, json_text, write_synced
+from parity.report._bundle_files import (
+    PROVENANCE_FILE,
+    checked_evidence,
+    file_manifest,
+    json_text,
+    write_synced,
+)
 from parity.report.bundle_names import (
     COMPLETE_MARKER,
     STAGING_PREFIX,
@@ -203,12 +209,14 @@ class BundleWriter:
             raise
         return final
 
-    def commit_plain(self, *, provenance: Mapping[str, Any] | None = None) -> Path:
+    def commit_plain(self, *, provenance: Mapping[str, Any] | None = None,
+                     config: Mapping[str, Any] | None = None) -> Path:
         """Publish what was written, with no parity report (e.g. a benchmark bundle).
 
-        Writes ``provenance.json`` (``provenance`` plus the file manifest) and ``COMPLETE``,
-        then renames as :meth:`commit` does. :func:`parity.report.runs.list_runs` lists parity
-        runs only, so such a bundle (no ``report.json``) is not listed.
+        Writes ``provenance.json`` (``provenance`` as its ``run``, ``config`` as its
+        ``config``, plus the file manifest) and ``COMPLETE``, then renames as :meth:`commit`
+        does. :func:`parity.report.runs.list_runs` lists parity runs only, so such a bundle (no
+        ``report.json``) is not listed.
 
         Returns
         -------
@@ -218,7 +226,7 @@ class BundleWriter:
         if self._closed:
             raise RuntimeError(f"bundle {self.final or self.staging} already committed or aborted")
         try:
-            self._write_provenance(run=provenance or {}, config={}, backends={},
+            self._write_provenance(run=provenance or {}, config=config or {}, backends={},
                                    evidence_keys=[])
             final = self._seal("plain (no parity report)")
         except BaseException:
@@ -255,7 +263,7 @@ class BundleWriter:
                 "files": files,
             },
         }
-        write_synced(self.staging / "provenance.json", json_text(record).encode("utf-8"))
+        write_synced(self.staging / PROVENANCE_FILE, json_text(record).encode("utf-8"))
 
     def _publish(self) -> Path:
         base = f"{self.stamp}_{self._case_part}"

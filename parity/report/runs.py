@@ -2,35 +2,49 @@
 
 A directory under the root is one of:
 
-- a *run*: ``COMPLETE`` marker, and a ``report.json`` that parses and has the fields this
-  module reads, of the right JSON types (checked once, in :func:`load_report`);
+- a *run*: ``COMPLETE`` marker, a ``report.json`` that parses and has the fields this module
+  reads, of the right JSON types (:func:`load_report`), and every file that the manifest in
+  ``provenance.json`` lists present with its size and SHA-256;
 - a *benchmark bundle* (``<stamp>_bench-<case>``: ``bench.json``, ``bench.md``, no
-  ``report.json``): :func:`show_run` prints its ``bench.md``; it is not listed or diffed;
-- a *damaged* bundle: bundle files but no ``COMPLETE`` marker (interrupted or still writing),
-  or a ``report.json`` that is missing, does not parse or has a wrong field. Looking one up
-  raises :class:`BundleError` naming the bundle and the problem; :func:`scan_runs` counts it;
+  ``report.json``; manifest likewise): :func:`show_run` prints its ``bench.md``; not listed or
+  diffed;
+- a *damaged* bundle: bundle files but no ``COMPLETE`` marker (interrupted or still writing), a
+  bad ``report.json``, or a file that differs from the manifest. Looking one up raises
+  :class:`BundleError` naming the bundle and the problem (the first bad file); :func:`scan_runs`
+  counts it;
 - anything else (no bundle file at all, staging ``.staging-*`` and hidden directories): ignored.
+
+Manifest checks: a listing (:func:`scan_runs`) compares sizes only, so that it stays a ``stat``
+per file; :func:`show_run` and :func:`load_report` (hence ``parity diff``) compare SHA-256 too.
 
 Runs are ordered oldest first by (stamp, same-second suffix, name).
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from parity.report.bundle_names import BUNDLE_FILES, COMPLETE_MARKER, STAGING_PREFIX, bundle_name
+from parity.report._bundle_files import (
+    BundleError,
+    check_manifest,
+    has_bundle_files,
+    is_bench,
+    load_report,
+    read_bundle_text,
+    require_bundle,
+)
+from parity.report.bundle_names import COMPLETE_MARKER, STAGING_PREFIX, bundle_name
 from parity.report.formatting import capped
-from parity.report.report_schema import validate_report
 
 __all__ = [
     "BundleError",
     "RunScan",
     "RunSummary",
+    "check_reports_root",
     "format_run_list",
     "format_scan",
     "list_runs",
@@ -39,26 +53,6 @@ __all__ = [
     "scan_runs",
     "show_run",
 ]
-
-_BENCH_FILES = ("bench.json", "bench.md")
-
-class BundleError(ValueError):
-    """A bundle that exists but cannot be read as a run: incomplete or damaged.
-
-    Attributes
-    ----------
-    path : pathlib.Path
-        The bundle directory.
-    problem : str
-        What is wrong, without the path (e.g. ``report.json: exit_code is null, expected an
-        integer``).
-    """
-
-    def __init__(self, path: Path, problem: str, *, incomplete: bool = False) -> None:
-        self.path = Path(path)
-        self.problem = problem
-        super().__init__(f"bundle {self.path} is {'incomplete' if incomplete else 'damaged'}: "
-                         f"{problem}")
 
 
 @dataclass(frozen=True)
@@ -81,6 +75,8 @@ class RunSummary:
         Backends compared.
     counts : dict
         Verdict -> number of checks.
+    injections : dict
+        Backend -> bug injected on purpose (``config.injections``; empty for a real run).
     """
 
     path: Path
@@ -92,11 +88,14 @@ class RunSummary:
     first_divergence: str | None
     backends: tuple[str, ...]
     counts: Mapping[str, int] = field(default_factory=dict)
+    injections: Mapping[str, str] = field(default_factory=dict)
 
     def line(self) -> str:
-        """One line for a listing: name, verdict, exit code, first divergence."""
+        """One line for a listing: name, verdict, exit code, first divergence, and a
+        ``[self-test: torch=offset_sign]`` mark on a run with injected bugs."""
+        mark = ", ".join(f"{k}={v}" for k, v in self.injections.items())
         return (f"{self.name:<45} {self.verdict:<16} {self.exit_code:>4}  "
-                f"{self.first_divergence or '-'}")
+                f"{self.first_divergence or '-'}" + (f"  [self-test: {mark}]" if mark else ""))
 
 
 @dataclass(frozen=True)
@@ -124,71 +123,6 @@ class RunScan:
     bench: tuple[Path, ...] = ()
 
 
-def _is_bench(path: Path) -> bool:
-    """A benchmark bundle: named ``<stamp>_bench-<case>``, or bench files and no report."""
-    return "_bench-" in path.name or (any((path / n).is_file() for n in _BENCH_FILES)
-                                      and not (path / "report.json").exists())
-
-
-def _has_bundle_files(path: Path) -> bool:
-    return any((path / name).exists() for name in (*BUNDLE_FILES, *_BENCH_FILES))
-
-
-def _require_bundle(path: Path) -> None:
-    """A complete bundle directory (run or bench), or an error saying what ``path`` is."""
-    if not path.exists():
-        raise FileNotFoundError(f"no bundle directory {path}")
-    if not path.is_dir():
-        raise ValueError(f"{path} is not a directory; expected a run bundle")
-    if not _has_bundle_files(path):
-        raise ValueError(f"{path} is not a run bundle (it has no report.json, summary.md or "
-                         f"{COMPLETE_MARKER} marker)")
-    if not (path / COMPLETE_MARKER).is_file():
-        raise BundleError(path, f"no {COMPLETE_MARKER} marker: the run was interrupted or is "
-                                "still writing", incomplete=True)
-
-
-def _read_text(path: Path, name: str) -> str:
-    """A bundle file's text, or BundleError naming the bundle and the file."""
-    try:
-        return (path / name).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise BundleError(path, f"no {name}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BundleError(path, f"{name} cannot be read: {exc}") from None
-
-
-def load_report(path: Path) -> dict[str, Any]:
-    """``report.json`` of a complete run bundle, with its fields' types checked.
-
-    Raises
-    ------
-    FileNotFoundError
-        ``path`` does not exist.
-    BundleError
-        No ``COMPLETE`` marker; ``report.json`` missing, unparseable, not an object, or with a
-        field this module reads missing or of the wrong type (the message names the field).
-    ValueError
-        ``path`` is a file, a directory with no bundle files, or a benchmark bundle.
-    """
-    path = Path(path)
-    _require_bundle(path)
-    if _is_bench(path):
-        raise ValueError(f"{path} is a benchmark bundle (bench.json, bench.md; no report.json), "
-                         "not a parity run: `parity show` prints its bench.md; compare "
-                         "bench.json files by hand")
-    try:
-        report = json.loads(_read_text(path, "report.json"))
-        validate_report(report)
-    except json.JSONDecodeError as exc:
-        raise BundleError(path, f"report.json does not parse: {exc}") from None
-    except BundleError:
-        raise
-    except ValueError as exc:
-        raise BundleError(path, f"report.json: {exc}") from None
-    return report
-
-
 def _sort_key(run: RunSummary) -> tuple[str, int, str]:
     """(stamp, same-second sequence, name): ``-10`` after ``-9``, a case's own dashes ignored."""
     try:
@@ -202,14 +136,20 @@ def _sort_key(run: RunSummary) -> tuple[str, int, str]:
 
 def _summary(path: Path, report: Mapping[str, Any]) -> RunSummary:
     first = report.get("first_divergence")
+    injections = report.get("config", {}).get("injections") or {}
+    if not isinstance(injections, dict) or not all(isinstance(v, str)
+                                                   for v in injections.values()):
+        raise BundleError(path, f"report.json: config.injections is {injections!r}, expected "
+                                "an object of backend -> injection name")
     return RunSummary(
         path=path, name=path.name, case=report["case"], stamp=report["stamp"],
         verdict=report["verdict"], exit_code=report["exit_code"],
         first_divergence=first["name"] if first else None,
-        backends=tuple(report.get("backends", ())), counts=dict(report.get("counts", {})))
+        backends=tuple(report.get("backends", ())), counts=dict(report.get("counts", {})),
+        injections=injections)
 
 
-def _check_root(root: Path) -> bool:
+def check_reports_root(root: Path) -> bool:
     """Whether ``root`` exists; ValueError when it is a file or itself a bundle."""
     if not root.exists():
         return False
@@ -232,7 +172,7 @@ def scan_runs(root: Path) -> RunScan:
         ``root`` is a file, is itself a bundle, or cannot be read.
     """
     root = Path(root)
-    if not _check_root(root):
+    if not check_reports_root(root):
         return RunScan(root, exists=False)
     runs: list[RunSummary] = []
     damaged: list[BundleError] = []
@@ -242,13 +182,14 @@ def scan_runs(root: Path) -> RunScan:
                          if p.is_dir() and not p.name.startswith((STAGING_PREFIX, ".")))
     except OSError as exc:
         raise ValueError(f"reports directory {root} cannot be read: {exc}") from None
-    for path in filter(_has_bundle_files, entries):
+    for path in filter(has_bundle_files, entries):
         try:
-            if _is_bench(path):
-                _require_bundle(path)
+            if is_bench(path):
+                require_bundle(path)
+                check_manifest(path, hashes=False)
                 bench.append(path)
             else:
-                runs.append(_summary(path, load_report(path)))
+                runs.append(_summary(path, load_report(path, hashes=False)))
         except BundleError as err:
             damaged.append(err)
     return RunScan(root, True, tuple(sorted(runs, key=_sort_key)), tuple(damaged), tuple(bench))
@@ -277,8 +218,12 @@ def _plural(count: int, noun: str) -> str:
 
 
 def _scan_notes(scan: RunScan) -> list[str]:
-    """What a listing left out: damaged bundles (each with its problem), benchmark bundles."""
+    """What the ``[self-test: ...]`` mark means (when a run has it); what a listing left out:
+    damaged bundles (each with its problem), benchmark bundles."""
     notes = []
+    if any(run.injections for run in scan.runs):
+        notes.append("[self-test: ...]: bugs injected on purpose (`--inject`, `parity selftest`); "
+                     "not regressions")
     damaged = [f"{err.path.name} ({err.problem})" for err in scan.damaged]
     if len(damaged) == 1:
         notes.append(f"skipped 1 damaged bundle: {damaged[0]}")
@@ -294,7 +239,7 @@ def _scan_notes(scan: RunScan) -> list[str]:
 def format_scan(scan: RunScan) -> str:
     """:func:`format_run_list` of a :func:`scan_runs`, then what it left out and why."""
     if not scan.exists:
-        return f"no reports directory {scan.root}\n"
+        return f"no reports directory {scan.root.absolute()}\n"
     table = format_run_list(scan.runs) if scan.runs else f"no complete runs under {scan.root}\n"
     return table + "".join(f"{note}\n" for note in _scan_notes(scan))
 
@@ -302,9 +247,9 @@ def format_scan(scan: RunScan) -> str:
 def _resolve_path(ref: str) -> Path:
     """A bundle given as a path: a complete run or benchmark bundle, else a clear error."""
     path = Path(ref)
-    _require_bundle(path)
-    if not _is_bench(path):
-        load_report(path)
+    require_bundle(path)
+    if not is_bench(path):
+        load_report(path, hashes=False)  # show and diff compare the digests
     return path
 
 
@@ -371,7 +316,7 @@ def resolve_run(root: Path, ref: str | Path) -> Path:
         return _resolve_path(text)
     scan = scan_runs(root)
     if not scan.exists:
-        raise FileNotFoundError(f"no reports directory {root} (run {text!r})")
+        raise FileNotFoundError(f"no reports directory {Path(root).absolute()} (run {text!r})")
     if text == "latest" or re.fullmatch(r"-\d+", text):
         return _resolve_index(scan, text)
     return _resolve_name(scan, text)
@@ -385,13 +330,15 @@ def show_run(path: Path) -> str:
     FileNotFoundError
         ``path`` does not exist.
     BundleError
-        Damaged or incomplete, or no ``summary.md`` / ``bench.md``.
+        Damaged or incomplete (a file changed since the run included), or no ``summary.md`` /
+        ``bench.md``.
     ValueError
         Not a bundle.
     """
     path = Path(path)
-    _require_bundle(path)
-    if _is_bench(path):
-        return _read_text(path, "bench.md")
+    require_bundle(path)
+    if is_bench(path):
+        check_manifest(path, hashes=True)
+        return read_bundle_text(path, "bench.md")
     load_report(path)
-    return _read_text(path, "summary.md")
+    return read_bundle_text(path, "summary.md")

@@ -7,6 +7,8 @@ stitching target honestly (met / NOT met).
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,6 +40,9 @@ class _CountingAdapter(OracleAdapter):
                crop_px: int) -> tuple[np.ndarray, tuple[int, int]]:
         type(self).stitch_calls += 1
         return super().stitch(patches, centres_px, crop_px=crop_px)
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))
+from bench_records import backend_record  # noqa: E402
 
 
 def test_stitch_figures_time_both_stitchers_on_the_same_inputs() -> None:
@@ -93,20 +98,8 @@ def test_case_stitch_uses_the_cases_own_group_centres_and_crop() -> None:
     assert figures["patches"] == centres.shape[0]
     assert figures["crop_px"] == model.stitch_crop_px
     assert figures["canvas_px"] == list(canvas_geometry(centres, model.stitch_crop_px)[1])
-
-
-def _backend_record(speedup: float) -> dict[str, Any]:
-    row = {"n_groups": 8, "N": 32, "batch_size": 4, "train_groups_per_s": 10.0,
-           "infer_groups_per_s": 20.0, "stitch_pixels_per_s": 1e6 * speedup,
-           "stitch_loop_pixels_per_s": 1e6, "stitch_speedup": speedup, "peak_rss_mb": 500.0}
-    case = {"patches": 361, "canvas_px": [115, 115], "crop_px": 20, "stitch_ms": 100 / speedup,
-            "loop_ms": 100.0, "stitch_pixels_per_s": 1.0, "stitch_loop_pixels_per_s": 1.0,
-            "stitch_speedup": speedup}
-    return {"status": "ok", "message": "", "rows": [row], "case_stitch": case}
-
-
 def test_report_states_whether_the_stitching_target_is_met() -> None:
-    backends = {"tensorflow": _backend_record(120.0), "torch": _backend_record(30.0)}
+    backends = {"tensorflow": backend_record(120.0), "torch": backend_record(30.0)}
     figures = {"case": "default", "sizing": "", "backends": backends,
                "ratios": bench._ratios(backends)}
     text = bench_report.render_markdown(figures)
@@ -114,7 +107,7 @@ def test_report_states_whether_the_stitching_target_is_met() -> None:
     assert "| torch | 361 | 115x115 | 20 | 3.33 | 100 | 30 | NOT met |" in text
     assert f"target >= {bench.STITCH_SPEEDUP_TARGET:g}x" in text
     assert "In brackets" not in text  # no spread recorded, none explained
-    spread = _backend_record(52.0)
+    spread = backend_record(52.0)
     spread["case_stitch"].update(stitch_ms_range=[1.4, 2.6], loop_ms_range=[98.0, 180.0],
                                  stitch_speedup_range=[37.7, 129.0])
     text = bench_report.render_markdown({"case": "default", "sizing": "",
@@ -130,7 +123,7 @@ def test_report_states_whether_the_stitching_target_is_met() -> None:
 
 def test_report_names_a_failed_backend_and_keeps_the_other() -> None:
     backends = {"tensorflow": {"status": "crashed", "message": "exit code -11"},
-                "torch": _backend_record(80.0)}
+                "torch": backend_record(80.0)}
     text = bench_report.render_markdown({"case": "default", "sizing": "", "backends": backends})
     assert "| tensorflow | failed (crashed): exit code -11 |" in text
     assert "| torch | 361 | 115x115 | 20 | 1.25 | 100 | 80 | met |" in text
@@ -147,17 +140,10 @@ def test_bench_rejects_bad_settings_before_any_work(kwargs: dict[str, Any], mess
         bench.run_bench(**kwargs)
 
 
-def test_bench_command_names_a_bad_repeat_count(capsys: pytest.CaptureFixture[str]) -> None:
-    from parity.cli import main
-
-    assert main(["bench", "--repeats", "0"]) == 2
-    assert "repeats=0; expected >= 1" in capsys.readouterr().err
-
-
 def test_two_devices_get_each_backends_throughput_ratios() -> None:
     """``--device cpu,cuda``: every figure of the second device over the first, per backend."""
-    cpu = {"case": "default", "device": "cpu", "backends": {"torch": _backend_record(40.0)}}
-    gpu_record = _backend_record(400.0)
+    cpu = {"case": "default", "device": "cpu", "backends": {"torch": backend_record(40.0)}}
+    gpu_record = backend_record(400.0)
     gpu_record["rows"][0].update(train_groups_per_s=80.0, infer_groups_per_s=500.0)
     gpu = {"case": "default", "device": "cuda", "backends": {"torch": gpu_record,
                                            "tensorflow": {"status": "error", "message": "no GPU"}}}
@@ -175,62 +161,6 @@ def test_two_devices_get_each_backends_throughput_ratios() -> None:
     assert "| torch | case stitching | | | | | 10 |" in text
 
 
-@pytest.mark.parametrize(("devices", "message"), [
-    ("cpu,cuda,cuda:1", "give one device, or two to compare"),
-    ("cpu,CPU", "the same device twice"),
-    ("tpu", "expected auto, cpu, cuda"),
-])
-def test_bench_command_takes_one_or_two_distinct_devices(devices: str, message: str,
-                                                         capsys: pytest.CaptureFixture[str]) -> None:
-    from parity.cli import main
-
-    assert main(["bench", "--device", devices]) == 2
-    assert message in capsys.readouterr().err
-
-
-@pytest.mark.parametrize(("backends", "message"), [
-    ("nosuch", "unknown backend(s) ['nosuch']"),
-    ("torch, torch", "['torch'] named more than once"),
-    (",", "no backend named"),
-])
-def test_bench_command_checks_backends_before_any_work(backends: str, message: str, tmp_path,
-                                                       capsys: pytest.CaptureFixture[str]) -> None:
-    from parity.cli import main
-
-    assert main(["bench", "--backends", backends, "--out", str(tmp_path / "r")]) == 2
-    assert message in capsys.readouterr().err
-    assert not (tmp_path / "r").exists()  # nothing written
-
-
-def test_bench_command_checks_out_before_any_work(tmp_path,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    from parity.cli import main
-
-    a_file = tmp_path / "f"
-    a_file.write_text("x")
-    assert main(["bench", "--out", str(a_file)]) == 2
-    assert "is a file, not a directory for report bundles" in capsys.readouterr().err
-
-
-def test_bench_command_exits_3_when_a_backend_failed(monkeypatch, tmp_path,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    """The report is still written (what ran is kept), and the exit code says a backend failed."""
-    from parity.cli import main
-
-    def fake_run_bench(**kwargs: Any) -> dict[str, Any]:
-        return {"case": "default", "device": kwargs["device"], "sizing": "",
-                "backends": {"torch": _backend_record(60.0),
-                             "tensorflow": {"status": "crashed", "message": "boom\ntraceback"}},
-                "ratios": []}
-
-    monkeypatch.setattr(bench, "run_bench", fake_run_bench)
-    assert main(["bench", "--quick", "--device", "cpu", "--out", str(tmp_path)]) == 3
-    out = capsys.readouterr().out
-    assert "backend(s) failed: tensorflow on cpu" in out
-    assert "| tensorflow | failed (crashed): boom ... (full message in bench.json) |" in out
-    assert len(list(tmp_path.glob("*_bench-default/bench.json"))) == 1
-
-
 @pytest.mark.parametrize(("case_N", "other_N"), [(64, 128), (128, 64), (32, 128)])
 def test_default_sweep_spans_groups_batch_and_both_patch_sizes(case_N: int, other_N: int) -> None:
     points = bench.default_sweep(case_N)
@@ -242,26 +172,8 @@ def test_default_sweep_spans_groups_batch_and_both_patch_sizes(case_N: int, othe
     bench.check_bench_settings(backends=("torch",), case="default", repeats=1, sweep=points)
 
 
-def test_bench_quick_passes_through_to_one_point_at_the_cases_N(monkeypatch, tmp_path) -> None:
-    """``--quick`` measures the case's own N (a fixed N=64 would bench n128 at the wrong size)."""
-    from parity.cli import main
-
-    seen: list[dict[str, Any]] = []
-
-    def fake_run_bench(**kwargs: Any) -> dict[str, Any]:
-        seen.append(kwargs)
-        return {"case": "default", "device": kwargs["device"], "sizing": "",
-                "backends": {"torch": _backend_record(60.0)}, "ratios": []}
-
-    monkeypatch.setattr(bench, "run_bench", fake_run_bench)
-    assert main(["bench", "--quick", "--case", "n128", "--backends", "torch",
-                 "--out", str(tmp_path)]) == 0
-    assert seen[0]["quick"] is True and seen[0]["ladder"] is False
-    assert seen[0].get("sweep") is None
-
-
 def test_device_table_says_when_no_backend_ran_on_both() -> None:
-    cpu = {"case": "default", "device": "cpu", "backends": {"torch": _backend_record(40.0)}}
+    cpu = {"case": "default", "device": "cpu", "backends": {"torch": backend_record(40.0)}}
     gpu = {"case": "default", "device": "cuda",
            "backends": {"torch": {"status": "error", "message": "no CUDA"}}}
     text = bench_report.render_markdown({"case": "default", "by_device": {"cpu": cpu, "cuda": gpu},
@@ -284,3 +196,62 @@ def test_peak_rss_window_restarts_at_each_sweep_point() -> None:
 
 def test_cpu_adapters_have_no_device_memory_peak() -> None:
     assert OracleAdapter().device_memory_peak(reset=True) is None
+
+
+def test_report_names_the_device_each_backend_used_and_the_epoch_spread() -> None:
+    record = backend_record(80.0)
+    record["environment"] = {"device": "cuda:0", "device_name": "NVIDIA H200"}
+    record["rows"][0]["train_groups_per_s_range"] = [2.5, 12.0]
+    text = bench_report.render_markdown({"case": "default", "sizing": "",
+                                         "backends": {"torch": record}})
+    assert "Devices used: torch cuda:0 (NVIDIA H200)" in text
+    assert "| torch | 8 | 32 | 4 | 10 (2.5-12) | 20 |" in text
+    assert "in brackets the slowest and the fastest timed epoch's" in text
+
+
+class _Clock:
+    """``time.perf_counter`` that the fake training moves on by each epoch's duration."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 1e-6  # every reading moves a little: no zero-length timing
+        return self.now
+
+
+class _TimedAdapter(OracleAdapter):
+    """Trains in epochs of known length (warm-up 5 s, then 1, 2, 4 s, ...) on the fake clock."""
+
+    def __init__(self, clock: _Clock) -> None:
+        super().__init__()
+        self.clock = clock
+
+    def train(self, config: Any, train: Any, data: Any, workdir: Any, *, progress: Any) -> Any:
+        for epoch, seconds in zip(range(train.epochs), [5.0, 1.0, 2.0, 4.0] * 8, strict=False):
+            self.clock.now += seconds
+            progress(epoch, {})
+        return type("Trained", (), {"bundle_dir": workdir})()
+
+    def infer(self, bundle_dir: Any, data: Any) -> np.ndarray:
+        n, _, N, _ = data.diffraction.shape
+        return np.ones((n, N, N), dtype=np.complex64)
+
+
+def test_training_throughput_keeps_the_spread_of_its_epochs(monkeypatch, tmp_path) -> None:
+    """Median epoch for the figure; the slowest and fastest epoch for its range."""
+    from types import SimpleNamespace
+
+    from parity.config import ModelConfig, TrainConfig
+
+    clock = _Clock()
+    monkeypatch.setattr(bench.time, "perf_counter", clock)
+    monkeypatch.setattr(bench, "importlib", SimpleNamespace(
+        import_module=lambda name: SimpleNamespace(stitch_patches_loop=_CountingLoop())))
+    task = {"sweep": [{"n_groups": 1024, "N": 32, "batch_size": 256}], "repeats": 3}
+    figures = bench.bench_backend(_TimedAdapter(clock), ModelConfig(N=32, stitch_crop_px=8),
+                                  TrainConfig(), task, tmp_path, emit=lambda event: None)
+    (row,) = figures["rows"]
+    assert row["epoch_seconds"] == pytest.approx([1.0, 2.0, 4.0], abs=1e-4)
+    assert row["train_groups_per_s"] == pytest.approx(1024 / 2.0, rel=1e-4)
+    assert row["train_groups_per_s_range"] == pytest.approx([1024 / 4.0, 1024 / 1.0], rel=1e-4)

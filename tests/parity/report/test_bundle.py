@@ -198,13 +198,14 @@ def test_concurrent_writers_never_share_a_bundle(tmp_path: Path) -> None:
 def test_commit_plain_publishes_extra_files_only(tmp_path: Path) -> None:
     with new_bundle_dir(tmp_path, "bench-lines64", stamp=STAMP) as writer:
         writer.write_json("bench.json", {"patterns_per_s": 45.0})
-        final = writer.commit_plain(provenance={"host": "ci"})
+        final = writer.commit_plain(provenance={"host": "ci"}, config={"repeats": 3})
     assert final.name == f"{STAMP}_bench-lines64"
     assert sorted(p.name for p in final.iterdir()) == [COMPLETE_MARKER, "bench.json",
                                                        "provenance.json"]
     provenance = json.loads((final / "provenance.json").read_text())
     assert provenance["run"] == {"host": "ci"} and list(provenance["bundle"]["files"]) == \
         ["bench.json"]
+    assert provenance["config"] == {"repeats": 3}
     assert _no_staging(tmp_path)
 
 

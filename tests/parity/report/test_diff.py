@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from parity.report import diff as diff_module
-from parity.report.diff import diff_runs
+from parity.report.bundle import new_bundle_dir
+from parity.report.diff import _metrics_diff, _relative_text, _value_text, diff_runs
+from parity.results import RunResult
 
 
 def test_diff_runs(reports: Path) -> None:
@@ -17,13 +19,13 @@ def test_diff_runs(reports: Path) -> None:
     assert "First divergence: none -> L1/farfield_amplitude/amplitude[torch vs oracle]" in lines
     assert "  L1/farfield_amplitude/amplitude[torch vs oracle]: pass -> fail" in lines
     assert ("  L1/farfield_amplitude/amplitude[torch vs oracle] max_abs_err: 1.000e-07 -> "
-            "5.000e-04 (+499900.0%)") in lines
+            "5.000e-04 (5000-fold)") in lines
     assert ("  L1/farfield_amplitude/amplitude[torch vs oracle] fraction_out: 0 -> 0.2 "
             "(from 0)") in lines
     assert not any("exit_wave" in line for line in lines)  # moved 5 %, under the 10 % bar
-    # the largest relative changes first: from zero (unbounded), then +499900 %
+    # the largest relative changes first: from zero (unbounded), then 5000-fold
     moved = lines[lines.index(next(x for x in lines if x.startswith("Measured values"))) + 1:]
-    assert moved[0].endswith("(from 0)") and moved[1].endswith("(+499900.0%)")
+    assert moved[0].endswith("(from 0)") and moved[1].endswith("(5000-fold)")
     assert "  ~ git_rev: aaa -> bbb" in lines and "  ~ data_sha256: ff00 -> ee11" in lines
     assert not any("host" in line for line in lines)
     assert "  ~ torch.torch_version: 2.13.0 -> 2.14.0" in lines
@@ -71,3 +73,56 @@ def test_diff_warns_about_runs_of_different_cases(tmp_path: Path, write_run) -> 
     assert lines[0] == ("warning: the runs are of different cases: A is siemens-star, B is n128; "
                         "verdict changes below reflect that")
     assert lines[1] == f"diff {star.name} -> {n128.name}"
+
+
+def _write_levels(root: Path, stamp: str, result: RunResult, levels: tuple[str, ...],
+                  drop: tuple[str, ...]) -> Path:
+    """``result`` as a run of ``levels``, without the checks whose stage is in ``drop``."""
+    checks = tuple(c for c in result.checks if c.level in levels and c.stage not in drop)
+    run = RunResult(result.case, stamp, levels, result.backends, checks, result.backend_runs,
+                    metrics=result.metrics, config=result.config, provenance=result.provenance)
+    with new_bundle_dir(root, result.case, stamp=stamp) as writer:
+        return writer.commit(run, {})
+
+
+def test_runs_of_different_levels_count_absent_checks_apart(tmp_path: Path, make_result) -> None:
+    """A check of a level B did not run is not a verdict change (was ``pass -> absent``); one
+    that vanished from a level both ran is named."""
+    result = make_result("20240101T000000Z", diverged=False)
+    a = _write_levels(tmp_path, "20240101T000000Z", result, ("L0", "L1", "L2"), ())
+    b = _write_levels(tmp_path, "20240102T000000Z", result, ("L0", "L1"), ("exit_wave",))
+    lines = diff_runs(a, b).splitlines()
+    assert lines[0].startswith("levels: L0-L2 -> L0,L1 (checks of a level one run did not cover")
+    assert "Checks whose verdict changed: none" in lines
+    assert not any("absent" in line for line in lines)
+    start = lines.index("Checks in one run only: 2")
+    assert lines[start + 1:start + 3] == ["  only in A: 2 (L1: 1, L2: 1)",
+                                          "    L1/exit_wave/complex[torch vs oracle]"]
+    assert not any(line.startswith("    L2/") for line in lines)
+
+
+@pytest.mark.parametrize(("old", "new", "text"), [
+    (1.0, 1.5, "+50.0%"),
+    (1.0, 11.0, "+1000.0%"),  # FOLD_FROM itself is still a percentage
+    (1.0, 12.0, "12-fold"),
+    (1.427e-08, 1.205, "8.444e+07-fold"),  # was +8444288617.6%
+    (-0.00409, 1.0, "244.5-fold, sign flipped"),
+    (0.0, 3.0, "from 0"),
+])
+def test_huge_relative_changes_read_as_folds(old: float, new: float, text: str) -> None:
+    assert _relative_text(old, new) == text
+
+
+def test_a_cosine_near_one_prints_its_distance_from_one() -> None:
+    assert _value_text("cosine_similarity", 0.999999999999999) == "1-1e-15"  # was 15 nines
+    assert _value_text("x.cosine_similarity", 0.9) == "0.9"
+    assert _value_text("max_abs_error", 0.999999999999999) == "0.999999999999999"
+
+
+def test_metrics_in_one_run_only_are_counted_never_printed_as_n_a_to_n_a() -> None:
+    old = {"torch": {"frc": {"resolution_px": None, "ssim": 0.9}, "mae": 0.1}}
+    new = {"torch": {"mae": 0.1}}
+    assert _metrics_diff(old, new, 0.1) == [
+        "Metrics: values that changed: none; in one run only: 2",
+        "  only in A: 2 (torch.frc: 2)"]
+    assert _metrics_diff(new, new, 0.1) == ["Metrics: no change"]

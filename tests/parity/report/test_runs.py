@@ -9,6 +9,7 @@ import pytest
 
 from parity.cli import EXIT_USAGE
 from parity.report import bundle as bundle_module
+from parity.report._bundle_files import file_manifest
 from parity.report.bundle import new_bundle_dir
 from parity.report.diff import diff_runs
 from parity.report.runs import (
@@ -213,3 +214,104 @@ def test_list_of_a_missing_root_says_so_and_exits_0(
     code, out, _ = run_cli(capsys, "list", "--out", str(tmp_path / "nonexistent" / "x"))
     assert code == 0
     assert out == f"no reports directory {tmp_path / 'nonexistent' / 'x'}\n"
+
+
+def _forge_verdict(bundle: Path) -> None:
+    """summary.md says PARITY where it said DIVERGENCE, at the same size (only a hash sees it)."""
+    summary = bundle / "summary.md"
+    text = summary.read_text()
+    assert "**Verdict: DIVERGENCE**" in text
+    summary.write_text(text.replace("**Verdict: DIVERGENCE**", "**Verdict: PARITY**    "))
+
+
+def test_show_and_diff_check_every_file_against_the_manifest(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], write_run, run_cli) -> None:
+    """A forged summary.md was shown as is, and diff noticed nothing."""
+    good = write_run(tmp_path, "20240101T000000Z")
+    forged = write_run(tmp_path, "20240102T000000Z", diverged=True)
+    _forge_verdict(forged)
+    expected = (f"bundle {forged} is damaged: summary.md has changed since the run: its SHA-256 "
+                "differs from provenance.json's")
+    for call in (lambda: show_run(forged), lambda: diff_runs(good, forged),
+                 lambda: load_report(forged)):
+        with pytest.raises(BundleError) as caught:
+            call()
+        assert str(caught.value) == expected
+    for argv in (["show", forged.name], ["show", "latest"], ["diff", good.name, forged.name],
+                 ["diff", str(forged), str(good)]):
+        code, _, err = run_cli(capsys, *argv, "--out", str(tmp_path))
+        assert code == EXIT_USAGE and "summary.md has changed since the run" in err, argv
+    # a listing compares sizes only (a stat per file; see the module doc): still listed
+    assert [r.path for r in list_runs(tmp_path)] == [good, forged]
+
+
+@pytest.mark.parametrize(("damage", "problem"), [
+    (lambda b: (b / "evidence.npz").write_bytes(bytes(100)),
+     "evidence.npz has 100 bytes; provenance.json lists {size}"),
+    (lambda b: (b / "summary.md").unlink(), "summary.md is missing; provenance.json lists it"),
+    (lambda b: (b / "provenance.json").unlink(),
+     "no provenance.json (its manifest lists the bundle's files)"),
+    (lambda b: (b / "provenance.json").write_text("{}"),
+     "provenance.json has no file manifest (bundle.files)"),
+])
+def test_a_file_missing_or_of_the_wrong_size_marks_the_bundle_damaged(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: object, problem: str,
+        write_run, run_cli) -> None:
+    good = write_run(tmp_path, "20240101T000000Z")
+    bad = write_run(tmp_path, "20240102T000000Z", diverged=True)
+    problem = problem.format(size=(bad / "evidence.npz").stat().st_size)
+    damage(bad)  # type: ignore[operator]
+    assert [r.path for r in list_runs(tmp_path)] == [good]
+    assert format_scan(scan_runs(tmp_path)).splitlines()[-1] == (
+        f"skipped 1 damaged bundle: {bad.name} ({problem})")
+    for argv in (["show", bad.name], ["diff", good.name, str(bad)]):
+        code, _, err = run_cli(capsys, *argv, "--out", str(tmp_path))
+        assert code == EXIT_USAGE and f"{bad.name} is damaged: {problem}" in err, argv
+
+
+def test_a_changed_bench_md_is_not_shown(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                         write_bench, run_cli) -> None:
+    bench = write_bench(tmp_path, "20240102T000000Z")
+    (bench / "bench.md").write_text("# Benchmark: lines65\n")  # same size, other bytes
+    code, out, err = run_cli(capsys, "show", bench.name, "--out", str(tmp_path))
+    assert code == EXIT_USAGE and out == ""
+    assert "bench.md has changed since the run" in err
+
+
+def _write_injected(root: Path, stamp: str, injections: object) -> Path:
+    result = RunResult("lines64", stamp, ("L1",), ("tensorflow", "torch"), (), (),
+                       config={"injections": injections})
+    with new_bundle_dir(root, "lines64", stamp=stamp) as writer:
+        return writer.commit(result, {})
+
+
+def test_runs_with_injected_bugs_are_marked_as_self_tests(tmp_path: Path, write_run) -> None:
+    real = write_run(tmp_path, "20240101T000000Z")
+    injected = _write_injected(tmp_path, "20240102T000000Z", {"torch": "offset_sign"})
+    runs = list_runs(tmp_path)
+    assert [dict(r.injections) for r in runs] == [{}, {"torch": "offset_sign"}]
+    lines = format_scan(scan_runs(tmp_path)).splitlines()
+    assert [line.split()[0] for line in lines[1:3]] == [real.name, injected.name]
+    assert not lines[1].endswith("]")
+    assert lines[2].endswith("  [self-test: torch=offset_sign]")
+    assert lines[3].startswith("[self-test: ...]: bugs injected on purpose")
+    odd = _write_injected(tmp_path, "20240103T000000Z", {"torch": "offset_sign"})
+    report = json.loads((odd / "report.json").read_text())
+    report["config"]["injections"] = ["torch"]
+    (odd / "report.json").write_text(json.dumps(report))
+    provenance = json.loads((odd / "provenance.json").read_text())  # a consistent manifest
+    provenance["bundle"]["files"]["report.json"] = file_manifest(odd)["report.json"]
+    (odd / "provenance.json").write_text(json.dumps(provenance))
+    assert format_scan(scan_runs(tmp_path)).splitlines()[-1] == (
+        f"skipped 1 damaged bundle: {odd.name} (report.json: config.injections is ['torch'], "
+        "expected an object of backend -> injection name)")
+
+
+def test_list_of_a_missing_relative_root_prints_it_absolute(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        run_cli) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run_cli(capsys, "list", "--out", "reports")
+    assert code == 0 and out == f"no reports directory {tmp_path / 'reports'}\n"
+    code, _, err = run_cli(capsys, "show", "latest", "--out", "reports")
+    assert code == EXIT_USAGE and f"no reports directory {tmp_path / 'reports'}" in err
