@@ -20,13 +20,21 @@ def parse_levels(text: str, *, option: str = "--levels") -> tuple[str, ...]:
     Raises
     ------
     ValueError
-        No level, or a name outside :data:`parity.results.LEVELS`.
+        No level, a name outside :data:`parity.results.LEVELS`, ``all`` together with other
+        names, or a level given twice (likely a typo for another level).
     """
     from parity.results import LEVELS
 
-    if text.strip().lower() == "all":
-        return LEVELS
     levels = tuple(part.strip().upper() for part in text.split(",") if part.strip())
+    if levels == ("ALL",):
+        return LEVELS
+    if "ALL" in levels:
+        raise ValueError(f"{option} {text!r}: 'all' cannot be combined with other levels; give "
+                         "'all' alone or a comma list of levels")
+    repeated = sorted({lv for lv in levels if levels.count(lv) > 1})
+    if repeated:
+        raise ValueError(f"{option} {text!r}: level(s) {', '.join(repeated)} given twice; give "
+                         "each level once")
     bad = [lv for lv in levels if lv not in LEVELS]
     if bad or not levels:
         raise ValueError(f"{option} {text!r}: unknown level(s) {bad}; choose from "
@@ -47,11 +55,19 @@ def reports_dir(text: str, *, option: str = "--out") -> Path:
     Raises
     ------
     ValueError
-        The path is a file, cannot be created, or is not writable.
+        The path is a file or a finished bundle, cannot be created, or is not writable.
     """
+    # The check ``parity list`` makes (it owns what counts as a bundle): a new bundle written
+    # inside a finished one would hide in it.
+    from parity.report.runs import check_reports_root
+
     path = Path(text)
     if path.exists() and not path.is_dir():
         raise ValueError(f"{option} {text!r} is a file, not a directory for report bundles")
+    try:
+        check_reports_root(path)
+    except ValueError as err:
+        raise ValueError(f"{option} {text!r}: {err}") from err
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:

@@ -15,6 +15,7 @@ from typing import Any
 
 from parity.cli_exit_codes import UsageError
 from parity.cli_options import check_device, parse_levels, parse_names, reports_dir
+from parity.results import injection_notice
 
 __all__ = ["cmd_run"]
 
@@ -63,12 +64,19 @@ def _parse_overrides(items: Sequence[str] | None, what: str) -> dict[str, Any]:
 
 
 def _parse_injections(items: Sequence[str] | None) -> dict[str, str]:
-    """``--inject BACKEND=INJECTION`` items -> ``{backend: injection}`` (the last one wins)."""
-    injections = {}
+    """``--inject BACKEND=INJECTION`` items -> ``{backend: injection}``.
+
+    One injection per backend: a job carries a single injection name, and two injected bugs
+    would blur which one the ladder caught, so a repeated backend is a usage error.
+    """
+    injections: dict[str, str] = {}
     for item in items or []:
         if "=" not in item:
             raise UsageError(f"--inject {item!r}: expected BACKEND=INJECTION")
-        backend, name = item.split("=", 1)
+        backend, name = (part.strip() for part in item.split("=", 1))
+        if backend in injections:
+            raise UsageError(f"--inject {item!r}: {backend} injected twice "
+                             f"({injections[backend]!r} and {name!r}); one injection per backend")
         injections[backend] = name
     return injections
 
@@ -111,6 +119,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     seeds = _parse_seeds(args.seeds, levels)
     device = check_device(args.device)
     reports_root = reports_dir(args.out)
+    notice = injection_notice(injections)
+    if notice:
+        print(notice, flush=True)
     bundle, result = run_and_report(
         case=args.case, container_path=args.container, levels=levels, seeds=seeds,
         backends=backends, device=device, seed=args.seed,
@@ -121,7 +132,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         parallel=not args.sequential,
     )
     first = result.first_divergence
-    print(f"verdict: {result.verdict} (exit {result.exit_code})")
+    print(f"verdict: {result.verdict} (exit {result.exit_code})"
+          + (" [self-test run: see the notice above]" if notice else ""))
     tests = [c for c in result.checks if c.stage == "equivalence"]
     if tests:
         equivalent = sum(1 for c in tests if c.verdict == "pass")

@@ -40,7 +40,7 @@ from parity.inputs import (
     perturbed_weights,
     physics_inputs,
 )
-from parity.jobs import l4_noise_reruns, run_jobs, save_input
+from parity.jobs import forward_tasks, l4_noise_reruns, run_jobs, save_input
 from parity.prepare import group_container, prepare
 from parity.results import LEVELS, BackendRun, RunResult
 from parity.run_checks import collect_checks
@@ -250,23 +250,25 @@ def _write_stage_inputs(plan: RunPlan, data: PreparedData, inputs_dir: Path, ora
 
     Returns the input files by name (``data``, ``physics``, ``weights``, ``batch``, ``batches``,
     ``weights_perturbed``, ``weights_perturbed_1`` ..., as :func:`parity.jobs.backend_tasks`
-    names them) and the oracle's outputs per task (``physics`` at L1, ``network`` at L2).
+    names them) and the oracle's outputs per forward task (``physics``, ``network``:
+    :func:`parity.jobs.forward_tasks`, at L1, L2 and L0).
     """
     levels = set(plan.levels)
+    forward = forward_tasks(levels)
     container, model, train = plan.container, plan.model, plan.train
     inputs_dir.mkdir(exist_ok=True)
     expected: dict[str, dict[str, np.ndarray]] = {}
     files: dict[str, str] = {"data": save_input(inputs_dir / "prepared.npz", data.to_arrays())}
-    if "L1" in levels:
+    if "physics" in forward:
         phys = physics_inputs(container, model, seed=plan.seed)
         files["physics"] = save_input(inputs_dir / "physics.npz", phys)
         expected["physics"] = oracle.forward_physics(model, phys)
-    if levels & {"L2", "L3", "L4"}:
+    if "network" in forward or levels & {"L3", "L4"}:
         weights = initial_weights(model, seed=plan.seed)
         batch = network_batch(data)
         files["weights"] = save_input(inputs_dir / "weights.npz", weights)
         files["batch"] = save_input(inputs_dir / "batch.npz", batch)
-        if "L2" in levels:
+        if "network" in forward:
             expected["network"] = oracle.network_forward(model, weights, batch)
     if "L4" in levels:
         files["batches"] = save_input(inputs_dir / "batches.npz",

@@ -16,7 +16,7 @@ import json
 import os
 import shutil
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,8 +30,8 @@ from parity.runner import BackendOutcome, run_backend
 if TYPE_CHECKING:
     from parity.engine import RunPlan
 
-__all__ = ["backend_tasks", "cached_or_run", "job_key", "job_threads", "l4_noise_reruns",
-           "load_output", "merge_outcomes", "run_backend_cached", "run_jobs", "save_input",
+__all__ = ["backend_tasks", "cached_or_run", "forward_tasks", "job_key", "job_threads",
+           "l4_noise_reruns", "load_output", "merge_outcomes", "run_backend_cached", "run_jobs", "save_input",
            "train_tasks", "write_job"]
 
 
@@ -64,6 +64,17 @@ def l4_noise_reruns() -> list[tuple[str, str]]:
     return [(f"train_steps_noise{s}", f"weights_perturbed{s}") for s in suffixes]
 
 
+def forward_tasks(levels: Iterable[str]) -> tuple[str, ...]:
+    """The forward stages (``physics``, ``network``) a run computes for ``levels``.
+
+    L1 and L2 judge their values; L0 judges their layouts (shape, dtype kind, keys), so it needs
+    both outputs too, even when L1 and L2 are not asked for (both are cheap forward passes).
+    """
+    wanted = set(levels)
+    return tuple(task for task, level in (("physics", "L1"), ("network", "L2"))
+                 if wanted & {"L0", level})
+
+
 def backend_tasks(plan: RunPlan, files: Mapping[str, str], *,
                   is_baseline: bool) -> list[dict[str, Any]]:
     """The task list of one backend's job for the plan's levels.
@@ -74,10 +85,11 @@ def backend_tasks(plan: RunPlan, files: Mapping[str, str], *,
     times) from jittered weights: the noise floor they are judged against.
     """
     levels = set(plan.levels)
+    forward = forward_tasks(levels)
     tasks: list[dict[str, Any]] = [{"name": "effective_config", "kind": "effective_config"}]
-    if "L1" in levels:
+    if "physics" in forward:
         tasks.append({"name": "physics", "kind": "forward_physics", "inputs": files["physics"]})
-    if "L2" in levels:
+    if "network" in forward:
         tasks.append({"name": "network", "kind": "network_forward",
                       "weights": files["weights"], "batch": files["batch"]})
     if "L3" in levels:

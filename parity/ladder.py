@@ -80,7 +80,8 @@ def level0_checks(judge: Judge, oracle: Any, model: ModelConfig, train: TrainCon
                   outputs: Mapping[str, Any], expected: Mapping[str, Any]) -> list[Check]:
     """L0: the backend's effective config equals the oracle's; its output layouts (shape, dtype
     kind, no key outside the contract) equal the oracle's, and its output dtypes equal the
-    baseline's (``pair.dtype``), exactly."""
+    baseline's (``pair.dtype``), exactly. The forward outputs it reads are computed whenever L0
+    runs, even without L1 or L2 (:func:`parity.jobs.forward_tasks`)."""
     checks = []
     config = record.get("config")
     if config is None:

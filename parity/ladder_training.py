@@ -213,7 +213,10 @@ def within_noise_floor(judge: Judge, check: Check, cross: np.ndarray,
         return check
     if factor is None or check.verdict != "fail":
         return check
-    ratio = float(np.max(cross / np.maximum(floor, np.finfo(np.float64).tiny)))
+    # A huge spread over a zero floor overflows to inf: that is the ratio (a fail), not a
+    # warning for the console.
+    with np.errstate(over="ignore", invalid="ignore"):
+        ratio = float(np.max(cross / np.maximum(floor, np.finfo(np.float64).tiny)))
     measured = {**check.measured, "noise_floor_ratio": ratio, "noise_factor": factor}
     if np.all(np.isfinite(cross)) and ratio <= factor:
         return dataclasses.replace(check, verdict="pass", measured=measured, message=(

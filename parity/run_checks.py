@@ -150,7 +150,8 @@ def collect_checks(plan: RunPlan, data: PreparedData, oracle: Any,
                                             stage_prefix="pair."))
         if "L3" in levels:
             # The L2 pool inputs (same batch and weights) tell a max-pool winner flipped by
-            # float32 rounding from a routing bug; without L2 the gradients are judged strictly.
+            # float32 rounding from a routing bug; without the network outputs (computed for L0
+            # or L2: parity.jobs.forward_tasks) the gradients are judged strictly.
             routing = pool_routing(judge, outputs[backend].get("network", {}),
                                    outputs[baseline].get("network", {}),
                                    expected.get("network", {}))

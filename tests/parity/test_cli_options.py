@@ -12,11 +12,12 @@ import pytest
 from parity import flake, selftest
 from parity.cli import main
 from parity.cli_options import check_device, output_file, parse_levels, parse_names, reports_dir
+from parity.report.bundle_names import COMPLETE_MARKER
 from parity.results import LEVELS
 
 
 @pytest.mark.parametrize(("text", "levels"), [
-    ("all", LEVELS), ("ALL", LEVELS), ("l2, L0", ("L0", "L2")), ("L5,L5", ("L5",)),
+    ("all", LEVELS), ("ALL", LEVELS), (" all ,", LEVELS), ("l2, L0", ("L0", "L2")),
 ])
 def test_levels_in_ladder_order(text: str, levels: tuple[str, ...]) -> None:
     assert parse_levels(text) == levels
@@ -25,6 +26,12 @@ def test_levels_in_ladder_order(text: str, levels: tuple[str, ...]) -> None:
 @pytest.mark.parametrize(("text", "message"), [
     ("", "--levels '': no level given"), (" , ", "no level given"),
     ("L9", r"unknown level\(s\) \['L9'\]"),
+    # 'all' among other names is neither "all" nor an unknown level ['ALL']
+    ("all,L1", "--levels 'all,L1': 'all' cannot be combined with other levels"),
+    ("L1,all", "'all' cannot be combined"),
+    # a repeated level is likely a typo for another one: named, not silently merged
+    ("L0,L0", r"--levels 'L0,L0': level\(s\) L0 given twice"),
+    ("l5,L5,L1", r"level\(s\) L5 given twice"),
 ])
 def test_bad_levels_name_the_option(text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
@@ -55,6 +62,28 @@ def test_reports_dir_is_created_or_named_as_the_problem(tmp_path: Path) -> None:
         reports_dir(str(a_file))
     with pytest.raises(ValueError, match="cannot create the reports directory"):
         reports_dir(str(a_file / "below"))
+
+
+def test_a_finished_bundle_is_not_a_reports_dir(tmp_path: Path) -> None:
+    """``--out`` naming a bundle is refused as ``parity list`` refuses it, before any work."""
+    bundle = tmp_path / "20260101T000000Z_small"
+    bundle.mkdir()
+    (bundle / COMPLETE_MARKER).write_text("")
+    with pytest.raises(ValueError, match=r"--out '.*_small': .* is a bundle, not a reports "
+                                         "directory"):
+        reports_dir(str(bundle))
+
+
+@pytest.mark.parametrize("command", [["run", "--case", "small", "--levels", "L0"],
+                                     ["bench", "--quick"]])
+def test_commands_refuse_to_write_into_a_bundle(command: list[str], tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    bundle = tmp_path / "20260101T000000Z_small"
+    bundle.mkdir()
+    (bundle / COMPLETE_MARKER).write_text("")
+    assert main([*command, "--out", str(bundle)]) == 2
+    assert "is a bundle, not a reports directory" in capsys.readouterr().err
+    assert [p.name for p in bundle.iterdir()] == [COMPLETE_MARKER]
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere")

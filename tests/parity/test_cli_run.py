@@ -3,8 +3,13 @@ with the problem named, before any bundle is written."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
 import pytest
 
+from parity import session
 from parity.cli import EXIT_USAGE, main
 from parity.cli_run import _parse_overrides
 
@@ -23,6 +28,10 @@ def test_python_spellings_of_json_values_are_understood():
         (["run", "--train", "epochs=0", "--case", "small"], "epochs=0"),
         (["run", "--model", "colour=blue", "--case", "small"], "unknown ModelConfig"),
         (["run", "--inject", "torch=no-such-bug", "--case", "small"], "unknown injection"),
+        # one injection per backend: the earlier one must not be dropped silently
+        (["run", "--inject", "torch=offset_sign", "--inject", "torch=axis_order", "--case",
+          "small", "--levels", "L0"],
+         "torch injected twice ('offset_sign' and 'axis_order')"),
         (["run", "--train", "epochs=1", "--train", "epochs=2", "--case", "small"],
          "--train epochs: given twice"),
         (["run", "--levels", "L5", "--seeds", "0,1", "--train", "seed=7", "--case", "small"],
@@ -51,3 +60,21 @@ def test_unreadable_container_exits_2(tmp_path, capsys):
 def test_missing_container_exits_2(tmp_path, capsys):
     assert main(["run", "--container", str(tmp_path / "nope.npz")]) == EXIT_USAGE
     assert "nope.npz" in capsys.readouterr().err
+
+
+def test_an_injected_run_is_marked_at_the_start_and_next_to_the_verdict(monkeypatch, capsys,
+                                                                       tmp_path):
+    def fake_run(**kwargs: Any) -> tuple[Path, Any]:
+        print("<run>")
+        assert kwargs["injections"] == {"torch": "offset_sign"}
+        result = SimpleNamespace(verdict="divergence", exit_code=1, first_divergence=None,
+                                 checks=(), warnings=(), backend_runs=())
+        return tmp_path / "bundle", result
+
+    monkeypatch.setattr(session, "run_and_report", fake_run)
+    assert main(["run", "--case", "small", "--inject", "torch=offset_sign",
+                 "--out", str(tmp_path)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    notice = "SELF-TEST: bug 'offset_sign' injected into torch -- not a port result"
+    assert lines[:2] == [notice, "<run>"]
+    assert lines[2] == "verdict: divergence (exit 1) [self-test run: see the notice above]"

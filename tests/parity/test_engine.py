@@ -119,3 +119,18 @@ def test_known_divergence_and_unmatched_allowance_are_reported(small_case, tmp_p
     assert known and all("sign under study" in c.message for c in known)
     assert any("TYPO-1" in w and "matched no check" in w for w in result.warnings)
     assert not any("SIGN-1" in w and "matched no check" in w for w in result.warnings)
+
+
+def test_l0_alone_judges_the_output_layouts(small_case, tmp_path):
+    """``--levels L0`` computes the forward outputs its layout checks need: the axis-order bug
+    (a transposed stitched canvas) is caught at L0 without L1 or L2 being asked for."""
+    container, model, train = small_case
+    plan = RunPlan(container=container, model=model, train=train, backends=("ref", "dut"),
+                   levels=("L0",), isolation="inprocess", injections={"dut": "axis_order"})
+    result, _ = _run(plan, tmp_path)
+    first = result.first_divergence
+    assert result.exit_code == 1
+    assert first is not None and (first.level, first.stage, first.backend) == \
+        ("L0", "layout", "dut")
+    assert {c.level for c in result.checks} == {"L0"}
+    assert {c.quantity for c in result.checks if c.stage == "layout"} == {"physics", "network"}

@@ -52,7 +52,9 @@ FILES = {name: f"../inputs/{name}.npz" for name in
 
 
 @pytest.mark.parametrize(("levels", "seeds", "baseline_tasks", "other_tasks"), [
-    (("L0",), (), ["effective_config"], ["effective_config"]),
+    # L0 judges the layouts of the forward outputs, so it computes them on its own too.
+    (("L0",), (), ["effective_config", "physics", "network"],
+     ["effective_config", "physics", "network"]),
     (("L0", "L1", "L2", "L3", "L4", "L5"), (),
      ["effective_config", "physics", "network", "loss_and_grads", "train_steps",
       "train_steps_noise", "train_steps_noise_1", "train_steps_noise_2", "loss_and_grads_noise",

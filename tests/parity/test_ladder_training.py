@@ -4,13 +4,15 @@ run."""
 from __future__ import annotations
 
 import re
+import warnings
 
 import numpy as np
 import pytest
 
 from parity.divergences import load_registry
 from parity.judge import Judge
-from parity.ladder_training import level3_checks, level4_checks
+from parity.ladder_training import level3_checks, level4_checks, within_noise_floor
+from parity.results import Check
 from parity.runner import BackendOutcome
 from parity.tolerances import load_table
 
@@ -157,3 +159,15 @@ def test_l3_gradient_passes_within_the_baselines_own_noise_floor(noise_scale: fl
     assert kernel.verdict == verdict, kernel.message
     assert kernel.measured["noise_floor_ratio"] == pytest.approx(1 / noise_scale, rel=1e-3)
     assert checks["decoder_amp.head.kernel"].verdict == "pass"  # identical: never judged by it
+
+
+def test_a_noise_floor_ratio_that_overflows_is_inf_without_a_warning() -> None:
+    """A huge spread over a zero floor (e.g. an injected summed loss) overflows the ratio: it is
+    recorded as inf and fails, and no NumPy RuntimeWarning reaches the console."""
+    judge = Judge(load_table(), load_registry(), device="cpu")
+    failed = Check("L4", "loss_curve", "losses", "pt", "tf", "fail", message="bound failed")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check = within_noise_floor(judge, failed, np.array([1e300]), np.array([0.0]))
+    assert check.verdict == "fail"
+    assert check.measured["noise_floor_ratio"] == float("inf")
