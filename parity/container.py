@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from parity.container_checks import check_extent, check_scan_in_pixels, plain_numbers, unit_hint
 from parity.conventions import POSITION_AXES
 
 __all__ = [
@@ -173,8 +174,10 @@ class Container:
     ------
     ContainerError
         (a ``ValueError``) On a wrong shape, NaN/inf, negative amplitudes, an empty or
-        duplicated scan, a probe whose size does not match the patterns, or positions outside
-        the object.
+        duplicated scan, a scan of distinct positions spanning under one pixel on both axes or
+        (bounding box plus ``N``) over :data:`parity.conventions.MAX_CANVAS_SIDE_PX` on a side
+        (positions not in object pixels), a probe whose size does not match the patterns, or
+        positions outside the object.
     ContainerTypeError
         (a ``ContainerError`` and a ``TypeError``) On a wrong dtype (integer counts, complex
         diffraction, real probe) or metadata that is not a :class:`ContainerMetadata`.
@@ -233,10 +236,7 @@ class Container:
                 f"{POSITION_AXES} to match {n} diffraction patterns"
             )
         positions = positions.astype(np.float64)
-        if not np.isfinite(positions).all():
-            index = int(np.argwhere(~np.isfinite(positions))[0][0])
-            raise ContainerError(f"positions_px[{index}] = {positions[index]} is not finite")
-        _check_duplicates(positions)
+        _check_positions(positions)
 
         probe = _as_array("probe", self.probe)
         if probe.shape != (rows, cols):
@@ -275,6 +275,7 @@ class Container:
                     f"(first: positions_px[{index}] = {positions[index].tolist()} as (x, y))"
                 )
             truth = _frozen(truth.astype(np.complex64))
+        _check_extent(positions, rows)  # after the truth check, which names a lone outlier
         if not isinstance(self.metadata, ContainerMetadata):
             raise ContainerTypeError(
                 f"metadata is {type(self.metadata).__name__}; expected ContainerMetadata"
@@ -346,6 +347,24 @@ def _as_array(field_name: str, value: object) -> np.ndarray:
         raise ContainerError(f"{field_name} is not a rectangular array: {err}") from err
 
 
+def _check_positions(positions: np.ndarray) -> None:
+    """Finite, spanning a pixel or more (not metres), without duplicates."""
+    if not np.isfinite(positions).all():
+        index = int(np.argwhere(~np.isfinite(positions))[0][0])
+        raise ContainerError(f"positions_px[{index}] = {plain_numbers(positions[index])} (x, y) "
+                             "is not finite")
+    check_scan_in_pixels(positions, error=ContainerError)
+    _check_duplicates(positions)
+
+
+def _check_extent(positions: np.ndarray, N: int) -> None:
+    # Every stitcher allocates about this extent (parity.oracle.stitch.canvas_geometry); refusing
+    # it here names the file before a run asks for a canvas of tens of GB.
+    span = np.ptp(positions, axis=0)
+    check_extent(math.ceil(span[1]) + N, math.ceil(span[0]) + N,
+                 what=f"positions_px: the scan (bounding box plus N={N})", error=ContainerError)
+
+
 def _check_duplicates(positions: np.ndarray) -> None:
     # Two patterns at the same position make the KNN grouping and the stitching weights ill-posed;
     # the usual cause is a reader that repeated a row.
@@ -356,7 +375,7 @@ def _check_duplicates(positions: np.ndarray) -> None:
         where = np.flatnonzero((rounded == dup).all(axis=1)).tolist()
         raise ContainerError(
             f"positions_px: {int((counts > 1).sum())} scan positions are duplicated; e.g. (x, y) = "
-            f"{dup.tolist()} at {_index_list(where)}"
+            f"{dup.tolist()} at {_index_list(where)}{unit_hint(positions)}"
         )
 
 

@@ -51,6 +51,7 @@ __all__ = [
     "FFT_NORM",
     "FFT_SHIFT_AXES",
     "LOCAL_OFFSET_SIGN",
+    "MAX_CANVAS_SIDE_PX",
     "MERGE_NORM_EPS",
     "POISSON_LOG_FLOOR",
     "POSITION_AXES",
@@ -89,6 +90,11 @@ POISSON_LOG_FLOOR: float = 1e-12
 
 #: The hard probe mask is a disk of radius N * this fraction on centred indices k - N/2 + 0.5.
 CENTRE_MASK_RADIUS_FRACTION: float = 0.25
+
+#: Largest side, in object pixels, of a scan's extent (bounding box plus N) and of a stitching
+#: canvas. Real scans span a few thousand pixels; positions in nm or other physical units span tens
+#: of thousands and would ask for a canvas of tens of GB.
+MAX_CANVAS_SIDE_PX: int = 16384
 
 #: Patch sizes the network ladders are defined for (encoder depth log2(N / 8)).
 SUPPORTED_N: tuple[int, ...] = (32, 64, 128, 256)

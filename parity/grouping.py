@@ -79,7 +79,8 @@ class Grouping:
 
 
 def make_grouping(positions_px: np.ndarray, *, gridsize: int, K: int = 4,
-                  n_groups: int | None = None, seed: int = 0) -> Grouping:
+                  n_groups: int | None = None, seed: int = 0,
+                  source: str | None = None) -> Grouping:
     """Form groups of ``C = gridsize**2`` nearby positions.
 
     Parameters
@@ -94,6 +95,8 @@ def make_grouping(positions_px: np.ndarray, *, gridsize: int, K: int = 4,
         Number of groups. Default: one per position.
     seed : int
         Seed of the ``numpy.random.default_rng`` that picks seeds and neighbours.
+    source : str, optional
+        Where the positions come from (a container file); the error messages name it.
 
     Returns
     -------
@@ -128,12 +131,14 @@ def make_grouping(positions_px: np.ndarray, *, gridsize: int, K: int = 4,
         seeds = np.sort(rng.choice(n, size=n_groups, replace=False))
     if C == 1:
         return Grouping(indices=seeds[:, None], gridsize=gridsize, K=K, seed=seed)
+    where = f"{source}: " if source else ""
     if K < C:
-        raise ValueError(f"gridsize={gridsize} groups C={C} positions, but K={K} neighbours "
+        raise ValueError(f"{where}gridsize={gridsize} groups C={C} positions, but K={K} neighbours "
                          f"cannot supply {C} distinct members: use K >= {C} (the container's "
                          "_metadata K) or a smaller gridsize")
     if n < K + 1:
-        raise ValueError(f"the scan has {n} positions; grouping with K={K} needs at least {K + 1}")
+        raise ValueError(f"{where}the scan has {n} positions; grouping with K={K} needs at least "
+                         f"{K + 1}")
     _, neighbours = cKDTree(positions).query(positions[seeds], k=K + 1)
     neighbours = neighbours[:, 1:]  # drop the seed itself
     picks = np.stack([rng.choice(K, size=C, replace=False) for _ in range(len(seeds))])

@@ -23,7 +23,8 @@ def group_container(container: Container, config: ModelConfig, *, seed: int | No
         )
     meta = container.metadata
     return make_grouping(container.positions_px, gridsize=config.gridsize, K=meta.K,
-                         n_groups=n_groups, seed=meta.seed if seed is None else seed)
+                         n_groups=n_groups, seed=meta.seed if seed is None else seed,
+                         source=meta.provenance.get("source_file"))
 
 
 def prepare(container: Container, grouping: Grouping, config: ModelConfig) -> PreparedData:

@@ -3,6 +3,7 @@ first bytes), and writing a file atomically (a ``.partial`` sibling renamed into
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -25,13 +26,16 @@ def read_head(path: Path, error: type[Exception], what: str) -> bytes:
     FileNotFoundError
         ``path`` does not exist.
     error
-        ``path`` is a directory, cannot be read (the OS reason), or is empty; the message says
+        ``path`` is a directory or another file that is not a regular one (a FIFO, a device, a
+        socket: it is not opened), cannot be read (the OS reason), or is empty; the message says
         it is not ``what`` (e.g. "an NPZ container file").
     """
     if not path.exists():
         raise FileNotFoundError(f"no such file: {path}")
     if path.is_dir():
         raise error(f"{path} is a directory, not {what}")
+    if not path.is_file():  # opening a FIFO waits for a writer forever; a device never ends
+        raise error(f"{path} is {_special_kind(path)}, not a regular file; expected {what}")
     try:
         with open(path, "rb") as handle:
             head = handle.read(8)
@@ -40,6 +44,16 @@ def read_head(path: Path, error: type[Exception], what: str) -> bytes:
     if not head:
         raise error(f"{path} is empty (0 bytes), not {what}")
     return head
+
+
+def _special_kind(path: Path) -> str:
+    """What a path that is neither a directory nor a regular file is, in words."""
+    mode = path.stat().st_mode
+    for test, kind in ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "a special file"
 
 
 @contextmanager

@@ -25,6 +25,14 @@ from parity.container import (
     ContainerMetadata,
     ContainerTypeError,
 )
+from parity.container_checks import (
+    NPHOTONS_ESTIMATE_NOTE,
+    check_centred,
+    check_counts_match_nphotons,
+    estimate_nphotons,
+    mean_pattern_peak,
+)
+from parity.conventions import patch_centre_index
 from parity.io._files import HDF5_SIGNATURE, NPY_SIGNATURE, ZIP_SIGNATURES, atomic_output, read_head
 from parity.truth_coverage import check_truth_coverage
 
@@ -67,6 +75,22 @@ _JSON_KINDS = {list: "array", str: "string", int: "number", float: "number", boo
                type(None): "null"}
 
 
+def _hdf5_hint(path: Path) -> str:
+    """What to do with an HDF5 file given as a container: ``parity convert`` for a ptychodus
+    product (with ``--diffraction``), the CXI route otherwise (both from the converter, which
+    tells the formats apart)."""
+    from parity.io.convert import detect_format  # the converter imports this module
+
+    try:
+        kind = detect_format(path)
+    except ValueError as err:  # names the keys; for a CXI file it carries the CXI route
+        return str(err)
+    if kind == "product-h5":
+        return ("a ptychodus product; make a container with `parity convert PRODUCT.h5 OUT.npz "
+                "--diffraction PATTERNS`")
+    return f"a {kind} file; pair it with a product through `parity convert ... --diffraction`"
+
+
 def _open_npz(path: Path) -> Any:
     """``np.load(path)`` of an NPZ archive, with a message for each kind of file that is not one."""
     if not path.exists():
@@ -79,13 +103,15 @@ def _open_npz(path: Path) -> Any:
             "probeGuess=...)"
         )
     if head == HDF5_SIGNATURE:
-        raise ContainerError(f"{path} is an HDF5 file, not an NPZ container; a ptychodus product "
-                             "converts with `parity convert`")
+        raise ContainerError(f"{path} is an HDF5 file, not an NPZ container: {_hdf5_hint(path)}")
     if not head.startswith(ZIP_SIGNATURES):
         raise ContainerError(f"{path} is not an NPZ (zip) file: it starts with {head!r}, not with "
                              "the zip signature 'PK'; expected an archive written by np.savez")
     try:
         archive = np.load(path, allow_pickle=False)
+    except zipfile.BadZipFile as err:  # "File is not a zip file": its directory is missing
+        raise ContainerError(f"{path} is not a readable NPZ file: {err} (truncated, or not an "
+                             "NPZ archive?)") from err
     except (ValueError, *_READ_ERRORS) as err:
         raise ContainerError(f"{path} is not a readable NPZ file: {err}") from err
     if not isinstance(archive, np.lib.npyio.NpzFile):  # pragma: no cover - the signature says zip
@@ -196,13 +222,9 @@ def _cube_layout(path: Path, key: str, array: np.ndarray) -> tuple[np.ndarray, s
     if array.dtype.kind != "f" or not np.isfinite(array).all():
         return array, None  # the container names the dtype or the NaN
     size = array.shape[0]
-    centre = (size // 2, size // 2)
-
-    def peaks_at_centre(mean: np.ndarray) -> bool:
-        return tuple(int(i) for i in np.unravel_index(int(np.argmax(mean)), mean.shape)) == centre
-
-    as_first = peaks_at_centre(array.mean(axis=0, dtype=np.float64))
-    as_last = peaks_at_centre(array.mean(axis=2, dtype=np.float64))
+    centre = (patch_centre_index(size), patch_centre_index(size))
+    as_first = mean_pattern_peak(array.mean(axis=0, dtype=np.float64)) == centre
+    as_last = mean_pattern_peak(array.mean(axis=2, dtype=np.float64)) == centre
     if as_first and not as_last:
         return array, ("(k, k, k) array read as (n, N, N): the mean pattern peaks at the centre "
                        "in that order only")
@@ -221,6 +243,26 @@ def _cube_layout(path: Path, key: str, array: np.ndarray) -> tuple[np.ndarray, s
 
 def _case_name(stem: str) -> str:
     return "".join("_" if c in "/\\ \n\t" else c for c in stem) or "unnamed"
+
+
+def _estimated_nphotons(diffraction: np.ndarray) -> tuple[float, str]:
+    """Photon count estimated from the patterns, and the provenance note that says so."""
+    try:
+        value = estimate_nphotons(diffraction)
+    except ValueError:  # NaN, zero or non-numeric patterns: the container names the problem
+        return DEFAULT_NPHOTONS, "not in the file's _metadata; the patterns give no estimate"
+    return value, (f"not in the file's _metadata; {NPHOTONS_ESTIMATE_NOTE} = {value:.4g} (right "
+                   "only if the patterns are sqrt(photon counts); record 'nphotons' in _metadata "
+                   "if it is known)")
+
+
+def _check_conventions(container: Container, *, nphotons_given: bool) -> None:
+    """Patterns centred, and amplitudes rather than counts when nphotons was given (not
+    estimated from them)."""
+    check_centred(container.diffraction, error=ContainerError)
+    if nphotons_given:
+        check_counts_match_nphotons(container.diffraction, container.metadata.nphotons,
+                                    error=ContainerError)
 
 
 def _in_file(path: Path, message: str, keys: dict[str, str]) -> str:
@@ -242,9 +284,14 @@ def read_npz(path: str | Path, *, name: str | None = None, nphotons: float | Non
     ``(n, N, N)``). ``xcoords``/``ycoords`` must be real numbers. Metadata comes from a JSON
     ``_metadata`` object (a 0-d str or bytes array) with keys from
     :data:`~parity.container.METADATA_KEYS`; keyword arguments override it. A pickled
-    ``_metadata`` object array is not loaded (pickles run code); the photon count then falls
-    back to :data:`~parity.container.DEFAULT_NPHOTONS`, and the provenance says so. With
-    ``objectGuess``, :func:`~parity.truth_coverage.check_truth_coverage` must pass.
+    ``_metadata`` object array is not loaded (pickles run code). Without a photon count (no
+    ``_metadata``, none in it, or a pickled one) it is estimated from the patterns
+    (:func:`~parity.container_checks.estimate_nphotons`), and the provenance's
+    ``nphotons_note`` says so. With ``objectGuess``,
+    :func:`~parity.truth_coverage.check_truth_coverage` must pass. The patterns must be centred
+    (:func:`~parity.container_checks.check_centred`) and, when the file or the caller gives
+    ``nphotons``, amplitudes rather than counts
+    (:func:`~parity.container_checks.check_counts_match_nphotons`).
 
     Raises
     ------
@@ -254,8 +301,8 @@ def read_npz(path: str | Path, *, name: str | None = None, nphotons: float | Non
         (a ``ValueError``; :class:`ContainerTypeError` for a wrong dtype or type) If the file is
         not a readable NPZ (a directory, a ``.npy`` array, text, HDF5, truncated), a required
         key is missing, an array is pickled, ``diff3d`` and ``diffraction`` differ, the
-        ``_metadata`` is not a JSON object of known keys, or the arrays are invalid. The
-        message names the file and the key.
+        ``_metadata`` is not a JSON object of known keys, the arrays are invalid, the patterns
+        are not centred or look like counts. The message names the file and the key.
     """
     path = Path(path)
     archive = _open_npz(path)
@@ -305,8 +352,9 @@ def read_npz(path: str | Path, *, name: str | None = None, nphotons: float | Non
     provenance = {**stored, **provenance}
     if metadata_note:
         provenance["metadata_note"] = metadata_note
-    if "nphotons" not in meta and nphotons is None:
-        provenance["nphotons_note"] = f"not in file; assumed PtychoPINN default {DEFAULT_NPHOTONS:g}"
+    nphotons_recorded = "nphotons" in meta
+    if not nphotons_recorded and nphotons is None:
+        meta["nphotons"], provenance["nphotons_note"] = _estimated_nphotons(diffraction)
     overrides = {"name": name, "nphotons": nphotons, "gridsize": gridsize, "K": K}
     meta.update({k: v for k, v in overrides.items() if v is not None})
     meta.setdefault("name", _case_name(path.stem))
@@ -325,6 +373,7 @@ def read_npz(path: str | Path, *, name: str | None = None, nphotons: float | Non
             metadata=metadata,
         )
         check_truth_coverage(container)
+        _check_conventions(container, nphotons_given=nphotons_recorded or nphotons is not None)
     except ContainerError as err:
         raise type(err)(_in_file(path, str(err), names)) from err
     return container

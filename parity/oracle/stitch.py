@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from parity.container_checks import check_extent
 from parity.conventions import STITCH_NORM_EPS, centre_crop_slice
 
 __all__ = ["StitchedObject", "canvas_geometry", "crop_corners", "stitch_patches"]
@@ -61,6 +62,13 @@ def canvas_geometry(centres_px: np.ndarray, crop_px: int) -> tuple[tuple[int, in
 
     The origin is one pixel before the lowest crop corner (room for the bilinear spread) and the
     extent one pixel past the highest corner plus ``M``.
+
+    Raises
+    ------
+    ValueError
+        If the centres are not ``(n, 2)``, or a canvas side would exceed
+        :data:`parity.conventions.MAX_CANVAS_SIDE_PX` (positions not in object pixels); every
+        stitcher and writer takes its canvas from here, so none allocates one that large.
     """
     corners = crop_corners(centres_px, crop_px)
     if corners.ndim != 2 or corners.shape[1] != 2 or corners.shape[0] == 0:
@@ -69,6 +77,7 @@ def canvas_geometry(centres_px: np.ndarray, crop_px: int) -> tuple[tuple[int, in
     y0 = math.floor(corners[:, 1].min()) - 1
     width = math.ceil(corners[:, 0].max()) + crop_px + 2 - x0
     height = math.ceil(corners[:, 1].max()) + crop_px + 2 - y0
+    check_extent(height, width, what=f"the stitching canvas (crop M={crop_px})", error=ValueError)
     return (x0, y0), (height, width)
 
 

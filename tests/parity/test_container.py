@@ -61,7 +61,9 @@ BAD_INPUTS = [
     ("positions shape", {"positions_px": _P[:4]}, ValueError, r"positions_px has shape \(4, 2\)"),
     ("positions string", {"positions_px": _P.astype(str)}, TypeError, "positions_px has dtype"),
     ("positions NaN", {"positions_px": _set(_P, (2, 1), np.nan)}, ValueError,
-     r"positions_px\[2\]"),
+     r"positions_px\[2\] = \[18\.75, nan\] \(x, y\) is not finite"),  # no padded NumPy repr
+    ("positions inf", {"positions_px": _set(_P, (4, 0), np.inf)}, ValueError,
+     r"positions_px\[4\] = \[inf, 21\] \(x, y\) is not finite"),
     ("duplicate", {"positions_px": _set(_P, 3, _P[1])}, ValueError,
      r"duplicated.*indices \[1, 3\]"),
     ("probe size", {"probe": np.ones((6, 6), np.complex64)}, ValueError,
@@ -180,3 +182,33 @@ def test_duplicate_positions_message_is_capped():
     with pytest.raises(ContainerError, match=r"at 25 indices \[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, "
                                              r"\.\.\.\]$"):
         Container(**_with(diffraction=np.concatenate([_D] * 5), positions_px=many))
+
+
+def test_a_scan_too_large_for_object_pixels_is_refused():
+    # Positions in nm instead of px: every stitcher would allocate a canvas of tens of GB.
+    with pytest.raises(ContainerError, match=r"positions_px: the scan \(bounding box plus N=8\) "
+                                             r"spans 16508 x 17508 px \(limit 16384 px a side\): "
+                                             r"positions must be in object pixels"):
+        Container(**_with(positions_px=_P * 2000, object_truth=None))
+    wide = _P * [1900.0, 1.0]  # 15675 px along x: large, but within the limit
+    assert Container(**_with(positions_px=wide, object_truth=None)).n_patterns == n
+
+
+def test_a_scan_under_one_pixel_names_the_unit():
+    metres = _P * 1e-7  # px taken for metres: the scan spans under a micrometre
+    with pytest.raises(ContainerError, match=r"positions_px: the scan spans 8\.25e-07 x 8\.75e-07 "
+                                             r"px \(x, y\), less than one pixel on both axes: "
+                                             r"positions must be in object pixels, not metres"):
+        Container(**_with(positions_px=metres, object_truth=None))
+    one = Container(**_with(diffraction=_D[:1], positions_px=_P[:1] * 1e-7, object_truth=None))
+    assert one.n_patterns == 1  # a single position spans nothing and is legitimate
+
+
+def test_tiny_duplicated_positions_hint_at_units():
+    tiny = np.full((n, 2), 2e-6)
+    with pytest.raises(ContainerError, match=r"duplicated.*every \|position\| is below 0\.001 "
+                                             r"\(largest 2e-06\): they look like metres or "
+                                             r"micrometres"):
+        Container(**_with(positions_px=tiny, object_truth=None))
+    with pytest.raises(ContainerError, match=r"indices \[1, 3\]$"):  # pixels: no hint
+        Container(**_with(positions_px=_set(_P, 3, _P[1])))

@@ -90,6 +90,14 @@ def test_bad_grouping_requests(n, kwargs, match):
         make_grouping(_scan(n=n), **kwargs)
 
 
+def test_grouping_errors_name_the_source():
+    with pytest.raises(ValueError, match=r"^scan\.npz: the scan has 3 positions; grouping with "
+                                         r"K=4 needs at least 5$"):
+        make_grouping(_scan(n=3), gridsize=2, K=4, source="scan.npz")
+    with pytest.raises(ValueError, match=r"^scan\.npz: gridsize=2 groups C=4"):
+        make_grouping(_scan(n=40), gridsize=2, K=3, source="scan.npz")
+
+
 def test_bad_positions_and_indices():
     with pytest.raises(ValueError, match=r"expected \(n, 2\)"):
         make_grouping(np.zeros((5, 3)), gridsize=1)

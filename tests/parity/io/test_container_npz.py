@@ -10,7 +10,6 @@ import pytest
 
 from fixtures.tiny import TINY_N, TINY_PATTERNS, tiny_container_kwargs
 from parity.container import (
-    DEFAULT_NPHOTONS,
     Container,
     ContainerError,
     ContainerTypeError,
@@ -80,11 +79,16 @@ def test_reads_ptychopinn_keys_and_layouts(tmp_path, key, layout):
     assert ("legacy_layout" in container.metadata.provenance) == (layout == "NNn")
 
 
-def test_missing_nphotons_falls_back_and_says_so(tmp_path):
+def test_missing_nphotons_is_estimated_from_the_data_and_says_so(tmp_path):
+    # Not PtychoPINN's default 1e9: that was 31x off for the small fixture (1e6 counts/pattern).
     path = _save(tmp_path / "raw.npz", **_ptychopinn_arrays())
     container = read_npz(path)
-    assert container.metadata.nphotons == DEFAULT_NPHOTONS
-    assert "assumed" in container.metadata.provenance["nphotons_note"]
+    expected = float(np.mean(np.sum(_D.astype(np.float64) ** 2, axis=(1, 2))))
+    assert container.metadata.nphotons == pytest.approx(expected, rel=1e-12)
+    note = container.metadata.provenance["nphotons_note"]
+    assert "not in the file's _metadata" in note
+    assert "estimated: mean sum(amplitude**2) per pattern" in note
+    assert "sqrt(photon counts)" in note
 
 
 def test_missing_key_is_named(tmp_path):
@@ -105,7 +109,8 @@ def test_truncated_and_garbage_files_name_the_file(tmp_path):
     good = write_npz(container, tmp_path / "good.npz")
     truncated = tmp_path / "truncated.npz"
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
-    with pytest.raises(ValueError, match=r"truncated\.npz"):
+    with pytest.raises(ValueError, match=r"truncated\.npz is not a readable NPZ file: .*"
+                                         r"\(truncated, or not an NPZ archive\?\)"):
         read_npz(truncated)
     garbage = tmp_path / "garbage.npz"
     garbage.write_bytes(b"this is not an npz file at all" * 10)
@@ -121,7 +126,8 @@ def test_pickled_metadata_is_not_loaded(tmp_path):
     path = tmp_path / "pickled.npz"
     np.savez(path, **arrays)  # allow_pickle is the default on save
     container = read_npz(path)
-    assert container.metadata.nphotons == DEFAULT_NPHOTONS  # not the pickled 5.0
+    expected = float(np.mean(np.sum(_D.astype(np.float64) ** 2, axis=(1, 2))))
+    assert container.metadata.nphotons == pytest.approx(expected, rel=1e-12)  # not the pickled 5.0
     assert container.metadata.name == "pickled"
     assert "pickled _metadata not loaded" in container.metadata.provenance["metadata_note"]
 
@@ -203,6 +209,22 @@ def test_a_plain_npy_file_is_named_as_a_single_array(tmp_path):
 def test_files_that_are_not_npz_say_what_they_are(tmp_path, content, match):
     path = tmp_path / "data.npz"
     path.write_bytes(content)
+    with pytest.raises(ContainerError, match=match):
+        read_npz(path)
+
+
+@pytest.mark.parametrize(("entries", "match"), [
+    (("entry_1",), r"does not read CXI; make a container NPZ in Python"),
+    (("probe", "object", "probe_position_x_m"),
+     r"a ptychodus product; make a container with `parity convert PRODUCT\.h5"),
+])
+def test_an_hdf5_file_gets_the_route_for_its_kind(tmp_path, entries, match):
+    """A CXI file and a ptychodus product given as a container each get their own way in."""
+    h5py = pytest.importorskip("h5py")
+    path = tmp_path / "data.h5"
+    with h5py.File(path, "w") as handle:
+        for name in entries:
+            handle.create_dataset(name, data=np.zeros(2))
     with pytest.raises(ContainerError, match=match):
         read_npz(path)
 
@@ -309,3 +331,39 @@ def test_write_npz_refuses_a_directory(tmp_path):
     (tmp_path / "out.npz").mkdir()
     with pytest.raises(ValueError, match="is a directory"):
         write_npz(Container(**_valid()), tmp_path / "out.npz")
+
+
+def _peaked(shift: bool) -> np.ndarray:
+    """The tiny patterns plus a bright zero order at the centre (or, ifftshifted, the corner)."""
+    patterns = _D.copy()
+    patterns[:, N // 2, N // 2] += 50.0
+    return np.fft.ifftshift(patterns, axes=(-2, -1)) if shift else patterns
+
+
+def test_ifftshifted_patterns_are_refused(tmp_path):
+    centred = read_npz(_write_with(tmp_path / "centred.npz", diffraction=_peaked(False)))
+    assert centred.n_patterns == n
+    path = _write_with(tmp_path / "shifted.npz", diffraction=_peaked(True))
+    with pytest.raises(ContainerError, match=r"shifted\.npz: diffraction: patterns look "
+                                             r"ifftshifted \(the mean pattern peaks at the corner "
+                                             r"\(0, 0\), not at the centre \(4, 4\)\); the "
+                                             r"container stores them centred"):
+        read_npz(path)
+
+
+def test_counts_stored_as_amplitudes_are_refused_when_nphotons_is_recorded(tmp_path):
+    amplitudes = 30.0 * _D
+    photons = float(np.mean(np.sum(amplitudes.astype(np.float64) ** 2, axis=(1, 2))))
+    good = _write_with(tmp_path / "amplitudes.npz", diffraction=amplitudes,
+                       _metadata=_meta(nphotons=photons))
+    assert read_npz(good).metadata.nphotons == pytest.approx(photons, rel=1e-12)
+    counts = _write_with(tmp_path / "counts.npz", diffraction=amplitudes**2,
+                         _metadata=_meta(nphotons=photons))
+    with pytest.raises(ContainerError, match=r"counts\.npz: diffraction: mean sum\(d\*\*2\) per "
+                                             r"pattern is [0-9.e+]+, [0-9.e+]+ times the recorded "
+                                             r"nphotons=7\.\d+e\+04 .*look like counts, not "
+                                             r"amplitudes; store np\.sqrt\(counts\)"):
+        read_npz(counts)
+    # Without a recorded count there is nothing to compare with: it is estimated from the data.
+    unrecorded = _write_with(tmp_path / "unrecorded.npz", diffraction=amplitudes**2)
+    assert "estimated" in read_npz(unrecorded).metadata.provenance["nphotons_note"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -39,3 +40,14 @@ def test_read_head_names_what_the_file_is_not(tmp_path: Path) -> None:
         read_head(empty, ValueError, "a data file")
     (tmp_path / "data").write_bytes(b"PK\x03\x04rest of the archive")
     assert read_head(tmp_path / "data", ValueError, "x") == b"PK\x03\x04rest"
+
+
+def test_read_head_refuses_a_fifo_without_opening_it(tmp_path: Path) -> None:
+    # Opening a FIFO blocks until a writer comes: `--container fifo.npz` hung forever.
+    fifo = tmp_path / "fifo.npz"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match=r"fifo\.npz is a named pipe \(FIFO\), not a regular "
+                                         r"file; expected a data file"):
+        read_head(fifo, ValueError, "a data file")
+    with pytest.raises(ValueError, match=r"is a character device, not a regular file"):
+        read_head(Path(os.devnull), ValueError, "a data file")

@@ -87,6 +87,19 @@ def test_geometry_origin_and_extent():
         canvas_geometry(np.zeros((0, 2)), 8)
 
 
+def test_geometry_refuses_a_canvas_past_the_limit():
+    # Positions in nm, not px: a 45000 x 45000 canvas is never allocated by any stitcher.
+    centres = np.array([[0.0, 0.0], [45000.0, 100.0]])
+    with pytest.raises(ValueError, match=r"the stitching canvas \(crop M=16\) spans 45019 x 119 "
+                                         r"px \(limit 16384 px a side\): positions must be in "
+                                         r"object pixels"):
+        canvas_geometry(centres, 16)
+    with pytest.raises(ValueError, match=r"limit 16384"):
+        stitch_patches(np.zeros((2, 16, 16)), centres, crop_px=16)
+    (_, _), (height, width) = canvas_geometry(np.array([[0.0, 0.0], [16000.0, 5.0]]), 16)
+    assert width == 16019 and height == 24  # within the limit
+
+
 def test_stitch_rejects_bad_shapes():
     with pytest.raises(ValueError, match=r"expected \(n, N, N\)"):
         stitch_patches(np.zeros((2, 8, 6)), np.zeros((2, 2)), crop_px=4)
