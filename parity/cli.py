@@ -119,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="per-backend timeout, s (default 900)")
     run.add_argument("--isolation", choices=("subprocess", "inprocess"), default="subprocess")
     run.add_argument("--inject", action="append", metavar="BACKEND=INJECTION",
-                     help="apply a known port bug to one backend (self-test)")
+                     help="apply a known port bug to one backend (self-test; repeatable for "
+                          "other backends, one injection per backend)")
     run.add_argument("--out", default=str(DEFAULT_REPORTS), help="reports root")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
     run.set_defaults(func=cmd_run)
@@ -131,26 +132,53 @@ def build_parser() -> argparse.ArgumentParser:
     cases.set_defaults(func=cmd_cases)
 
     fixtures = sub.add_parser("fixtures", help="list cases or write one as a container NPZ")
-    fixtures.add_argument("--write", metavar="CASE", default=None)
+    fixtures.add_argument("--write", metavar="CASE", default=None,
+                          help="build the built-in case CASE (see `parity cases`) and write it as "
+                               "a container NPZ for `parity run --container`; without it, list "
+                               "the cases")
     fixtures.add_argument("--output", "-o", default=None,
                           help="container NPZ to write (a .npz name in an existing directory); "
-                               "default: CASE.npz")
-    fixtures.add_argument("--seed", type=int, default=0, help="seed of the case (>= 0)")
+                               "default: CASE.npz; needs --write")
+    fixtures.add_argument("--seed", type=int, default=None,
+                          help="seed of the case (>= 0, default 0; recorded in the file's "
+                               "_metadata); needs --write")
     fixtures.add_argument("--force", action="store_true",
-                          help="replace an existing output file (default: refuse)")
+                          help="replace an existing output file (default: refuse); needs --write")
     fixtures.set_defaults(func=cmd_fixtures)
 
-    listing = sub.add_parser("list", help="list past runs")
-    listing.add_argument("--out", default=str(DEFAULT_REPORTS))
+    out_help = f"reports root holding the run bundles (default: {DEFAULT_REPORTS})"
+    run_ref = ("a bundle path; a bundle name under --out; a unique prefix of one (e.g. its stamp "
+               "20240101); 'latest' (the newest complete run) or -N (-1 newest, -2 the one "
+               "before, ...)")
+    damaged = ("a damaged bundle (no COMPLETE marker, a bad report.json, or a file missing or "
+               "changed against the manifest in provenance.json; the first bad file is named)")
+    listing = sub.add_parser(
+        "list", help="list past runs",
+        description="List the complete runs under --out, oldest first: verdict, exit code, "
+                    "first divergence; runs with bugs injected on purpose end in [self-test: "
+                    "...]. Then the bundles skipped as damaged, and why (here files are checked "
+                    "by size; show and diff check their SHA-256 too). Exit 0; 2 when --out is "
+                    "not a reports directory.")
+    listing.add_argument("--out", default=str(DEFAULT_REPORTS), help=out_help)
     listing.set_defaults(func=cmd_list)
-    show = sub.add_parser("show", help="show a run's summary (path, name, prefix or 'latest')")
-    show.add_argument("run", nargs="?", default="latest")
-    show.add_argument("--out", default=str(DEFAULT_REPORTS))
+    show = sub.add_parser(
+        "show", help="show a run's summary (path, name, prefix, 'latest' or -N)",
+        description="Print a run's summary.md (a benchmark bundle's bench.md) once every file of "
+                    "the bundle matches its manifest. Exit 0; 2 for an unknown or ambiguous run "
+                    f"or {damaged}.")
+    show.add_argument("run", nargs="?", default="latest", help=f"{run_ref}; default: latest")
+    show.add_argument("--out", default=str(DEFAULT_REPORTS), help=out_help)
     show.set_defaults(func=cmd_show)
-    diff = sub.add_parser("diff", help="what changed between two runs")
-    diff.add_argument("a")
-    diff.add_argument("b", nargs="?", default="latest")
-    diff.add_argument("--out", default=str(DEFAULT_REPORTS))
+    diff = sub.add_parser(
+        "diff", help="what changed between two runs",
+        description="What changed from run A to run B: verdicts, checks, measured values, "
+                    "config, provenance, environments, metrics. Exit 0 when the runs were "
+                    "compared, whatever changed (read the Verdict line); 2 for an unknown or "
+                    f"ambiguous run, a benchmark bundle, or {damaged}.")
+    diff.add_argument("a", help=f"the older run A: {run_ref}")
+    diff.add_argument("b", nargs="?", default="latest",
+                      help="the newer run B, named likewise; default: latest")
+    diff.add_argument("--out", default=str(DEFAULT_REPORTS), help=out_help)
     diff.set_defaults(func=cmd_diff)
 
     convert = sub.add_parser("convert", help="convert container NPZ <-> ptychodus product")
@@ -164,16 +192,28 @@ def build_parser() -> argparse.ArgumentParser:
                          help="output kind when the suffix is ambiguous (it must still match: "
                               ".npz for the NPZ kinds, .h5/.hdf5/.hdf for product-h5)")
     convert.add_argument("--diffraction", default=None,
-                         help="patterns to pair with a product, needed for a container: a "
-                              "container NPZ or a ptychodus diffraction file")
+                         help="product -> container only: patterns to pair with the product, "
+                              "needed for a container: a container NPZ or a ptychodus "
+                              "diffraction file")
     convert.add_argument("--nphotons", type=float, default=None,
-                         help="container photon count (> 0); default: the pattern source's")
+                         help="product -> container only: container photon count (> 0); "
+                              "default: the pattern source's, else the product's record, else "
+                              "estimated")
+    convert.add_argument("--object-as-truth", action="store_true",
+                         help="product -> container only: keep the product's object as the "
+                              "container's objectGuess (ground truth); use it when the object "
+                              "is the truth (a product written by convert from a container with "
+                              "objectGuess: comments say 'object = ground truth'), not for a "
+                              "reconstruction")
     convert.add_argument("--pixel-size-m", type=float, default=None,
-                         help="object pixel size in metres (> 0), if the container lacks it")
+                         help="container -> product only: object pixel size in metres (> 0), if "
+                              "the container lacks it (a recorded one may be repeated, not changed)")
     convert.add_argument("--detector-distance-m", type=float, default=None,
-                         help="sample-detector distance in metres (> 0), if the container lacks it")
+                         help="container -> product only: sample-detector distance in metres "
+                              "(> 0), if the container lacks it")
     convert.add_argument("--photon-energy-ev", type=float, default=None,
-                         help="photon energy in eV (> 0), if the container lacks it")
+                         help="container -> product only: photon energy in eV (> 0), if the "
+                              "container lacks it")
     convert.add_argument("--force", action="store_true",
                          help="replace an existing DST (default: refuse; DST is never SRC)")
     convert.set_defaults(func=cmd_convert)

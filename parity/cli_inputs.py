@@ -42,16 +42,25 @@ def cmd_fixtures(args: argparse.Namespace) -> int:
 
     The case name, the seed and the output file are checked before the case is built: the output
     must be a ``.npz`` file name in an existing, writable directory, and an existing file is
-    replaced only with ``--force``.
+    replaced only with ``--force``. ``--output``, ``--seed`` and ``--force`` without ``--write``
+    are usage errors (they would be ignored). The file records the seed as given.
     """
     from fixtures.cases import build_case, get_case
     from parity.io.container_npz import write_npz
 
     if args.write is None:
+        given = [option for option, used in (("--output", args.output is not None),
+                                             ("--seed", args.seed is not None),
+                                             ("--force", args.force)) if used]
+        if given:
+            verb = "needs" if len(given) == 1 else "need"
+            raise UsageError(f"{' and '.join(given)} {verb} --write CASE (without it, fixtures "
+                             "only lists the cases)")
         return cmd_cases(args)
     get_case(args.write)  # an unknown case is named before anything else
-    if args.seed < 0:
-        raise UsageError(f"--seed {args.seed}: expected an integer >= 0")
+    seed = 0 if args.seed is None else args.seed
+    if seed < 0:
+        raise UsageError(f"--seed {seed}: expected an integer >= 0")
     target = output_file(args.output or f"{args.write}.npz", option="--output")
     if target.suffix.lower() != ".npz":
         raise UsageError(f"--output {str(target)!r}: fixtures writes a container NPZ; give a file "
@@ -59,7 +68,7 @@ def cmd_fixtures(args: argparse.Namespace) -> int:
     if target.exists() and not args.force:
         raise UsageError(f"--output {str(target)!r} already exists; choose another name, or pass "
                          "--force to replace it")
-    container = build_case(args.write, seed=args.seed)
+    container = build_case(args.write, seed=seed)
     path = write_npz(container, target)
     print(f"wrote {path} ({container.n_patterns} patterns, N={container.N}, "
           f"hash {container.content_hash()[:12]})")
@@ -70,8 +79,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
     """``parity convert SRC DST``: container NPZ <-> ptychodus product (HDF5/NPZ).
 
     The source, the numeric options and the destination are checked before any conversion:
-    DST may not be a directory, one of the inputs, or (without ``--force``) an existing file.
-    Prints the path and the kind of file written.
+    DST may not be a directory, one of the inputs, or (without ``--force``) an existing file;
+    an option the conversion would ignore is refused. Prints the path and the kind of file
+    written, and one ``not carried:`` line naming what DST cannot hold.
     """
     from parity.io.convert import check_destination, convert, detect_format
 
@@ -85,12 +95,17 @@ def cmd_convert(args: argparse.Namespace) -> int:
     dst = output_file(args.dst, option="DST")
     inputs = [src] if args.diffraction is None else [src, Path(args.diffraction)]
     check_destination(dst, inputs=inputs, overwrite=args.force, force_option="--force")
+    not_carried: list[str] = []
     out = convert(src, dst, to=args.to, diffraction=args.diffraction,
-                  nphotons=args.nphotons, pixel_size_m=args.pixel_size_m,
+                  nphotons=args.nphotons, object_as_truth=args.object_as_truth,
+                  pixel_size_m=args.pixel_size_m,
                   detector_distance_m=args.detector_distance_m,
-                  photon_energy_eV=args.photon_energy_ev, overwrite=args.force)
+                  photon_energy_eV=args.photon_energy_ev, overwrite=args.force,
+                  not_carried=not_carried)
     kind = detect_format(out)
     print(f"wrote {out} ({kind})")
+    if not_carried:
+        print(f"not carried: {', '.join(not_carried)}")
     if src_kind.startswith("product-") and kind == "product-npz" and args.to is None:
         print("note: a ptychodus product holds no diffraction patterns, so this is a product NPZ; "
               "for a container NPZ pass --diffraction <container NPZ or ptychodus diffraction "

@@ -20,10 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from parity.container import Container
+from parity.container import Container, ContainerMetadata
 from parity.io._files import HDF5_SIGNATURE, NPY_SIGNATURE, ZIP_SIGNATURES, read_head
+from parity.io._product_record import read_record
 from parity.io.container_npz import read_npz, write_npz
-from parity.io.detector import fill_bad_pixels
+from parity.io.detector import check_counts, fill_bad_pixels
 from parity.io.ptychodus import (
     HDF5_SUFFIXES,
     container_from_product,
@@ -32,8 +33,8 @@ from parity.io.ptychodus import (
     write_product,
 )
 
-__all__ = ["FORMATS", "OUTPUT_FORMATS", "check_destination", "convert", "detect_format",
-           "read_diffraction"]
+__all__ = ["CXI_HINT", "FORMATS", "OUTPUT_FORMATS", "check_destination", "convert",
+           "detect_format", "read_diffraction"]
 
 #: Every format :func:`detect_format` recognises.
 FORMATS: tuple[str, ...] = ("container-npz", "product-h5", "product-npz", "diffraction-h5",
@@ -47,6 +48,17 @@ _PRODUCT_ENTRIES = ("probe_position_indexes", "probe_position_x_m", "probe_posit
                     "probe", "object")
 
 
+#: Keys of a container NPZ; a file with three or more of them is taken for one, and the
+#: container reader then names any required key it lacks.
+_CONTAINER_ENTRIES = ("diff3d", "diffraction", "xcoords", "ycoords", "probeGuess", "objectGuess",
+                      "_metadata")
+
+#: Where a CXI file goes instead (``parity convert`` reads no CXI): the one path to a container.
+CXI_HINT = ("a CXI file: `parity convert` does not read CXI; make a container NPZ in Python with "
+            "parity.io.write_npz(fixtures.real.cxi_to_container(fixtures.real.read_cxi(path)), "
+            "'case.npz'), then use that file")
+
+
 def _kind_from_keys(path: Path, keys: set[str], family: str) -> str:
     if "probe_position_x_m" in keys:
         return f"product-{family}"
@@ -58,9 +70,10 @@ def _kind_from_keys(path: Path, keys: set[str], family: str) -> str:
                          f"(it has {present})")
     if "patterns" in keys:
         return f"diffraction-{family}"
-    if family == "npz" and "xcoords" in keys and ({"diff3d", "diffraction"} & keys):
-        return "container-npz"
-    hint = " (a CXI file: load it with fixtures.real.read_cxi)" if "entry_1" in keys else ""
+    if family == "npz" and ((len(keys & set(_CONTAINER_ENTRIES)) >= 3)
+                            or ("xcoords" in keys and {"diff3d", "diffraction"} & keys)):
+        return "container-npz"  # an incomplete one: read_npz names the missing keys
+    hint = f" ({CXI_HINT})" if "entry_1" in keys else ""
     raise ValueError(f"{path}: unknown {family.upper()} content{hint}; keys {sorted(keys)[:20]}; "
                      f"recognised formats: {', '.join(FORMATS)}")
 
@@ -118,7 +131,9 @@ def read_diffraction(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarr
     Raises
     ------
     ValueError
-        If the file is not a diffraction file or is unreadable.
+        If the file is not a diffraction file or is unreadable, its patterns are not
+        ``(n, H, W)`` real, finite counts >= 0, or its ``bad_pixels`` is not ``(H, W)`` (the
+        message names the file and the first bad index or both shapes).
     """
     path = Path(path)
     kind = detect_format(path)
@@ -137,11 +152,13 @@ def read_diffraction(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarr
                            if k in archive.files}
     except (OSError, KeyError, zipfile.BadZipFile, EOFError, ValueError) as err:
         raise ValueError(f"{path}: could not read the patterns ({err}); truncated file?") from err
-    patterns = np.asarray(entries["patterns"])
-    if patterns.ndim != 3:
-        raise ValueError(f"{path}: patterns have shape {patterns.shape}; expected (n, H, W)")
+    patterns = check_counts(np.asarray(entries["patterns"]), where=str(path))
     indexes = np.asarray(entries.get("indexes", np.arange(patterns.shape[0])), dtype=np.int64)
     bad = entries.get("bad_pixels")
+    if bad is not None and np.shape(bad) != patterns.shape[1:]:
+        # Checked even when no pixel is marked: a mask of another shape belongs to other data.
+        raise ValueError(f"{path}: bad_pixels has shape {np.shape(bad)}; expected "
+                         f"{patterns.shape[1:]}, the (H, W) of its patterns {patterns.shape}")
     return patterns, indexes, None if bad is None else np.asarray(bad, dtype=bool)
 
 
@@ -163,13 +180,13 @@ def _output_format(src_kind: str, dst: Path, to: str | None, has_diffraction: bo
                      f"{OUTPUT_FORMATS}: --to (CLI) / to= (Python)")
 
 
-def _patterns_for_product(path: Path, *, fill: str
-                          ) -> tuple[np.ndarray, str, np.ndarray | None, str, float | None]:
+def _patterns_for_product(path: Path, *, fill: str) -> tuple[
+        np.ndarray, str, np.ndarray | None, str, ContainerMetadata | None]:
     kind = detect_format(path)
     if kind == "container-npz":
         source = read_npz(path)
         return (np.asarray(source.diffraction), "amplitude", None, f"diffraction of {path}",
-                source.metadata.nphotons)
+                source.metadata)
     if kind.startswith("diffraction-"):
         patterns, indexes, bad = read_diffraction(path)
         note = f"patterns of {path}"
@@ -181,11 +198,40 @@ def _patterns_for_product(path: Path, *, fill: str
                      "a ptychodus diffraction file")
 
 
+#: How each option of :func:`convert` is spelled on the command line.
+_CLI_NAMES = {"diffraction": "--diffraction", "nphotons": "--nphotons",
+              "object_as_truth": "--object-as-truth", "pixel_size_m": "--pixel-size-m",
+              "detector_distance_m": "--detector-distance-m",
+              "photon_energy_eV": "--photon-energy-ev"}
+#: The options each direction uses ((source family, output family) -> names), and why the
+#: others do not apply.
+_USED = {("container", "product"): ("pixel_size_m", "detector_distance_m", "photon_energy_eV"),
+         ("product", "container"): ("diffraction", "nphotons", "object_as_truth")}
+_WHY_NOT = {("container", "product"): "the product takes the container's photon count, "
+                                      "object and positions; only the geometry options apply",
+            ("product", "container"): "the product records its pixel size, distance and "
+                                      "energy",
+            ("container", "container"): "a container copy takes no options",
+            ("product", "product"): "a product copy takes no options"}
+
+
+def _check_applicable(src_kind: str, out: str, given: dict[str, object]) -> None:
+    """Refuse an option the conversion would ignore (a silent no-op hides a mistake)."""
+    direction = (src_kind.split("-")[0], out.split("-")[0])
+    unused = [k for k, v in given.items() if v not in (None, False)
+              and k not in _USED.get(direction, ())]
+    if unused:
+        names = ", ".join(f"{_CLI_NAMES[k]} / {k}=" for k in unused)
+        raise ValueError(f"{names} does not apply to {src_kind} -> {out} ({_WHY_NOT[direction]}); "
+                         "drop it")
+
+
 def convert(src: str | Path, dst: str | Path, *, to: str | None = None,
             diffraction: str | Path | None = None, nphotons: float | None = None,
-            pixel_size_m: float | None = None, detector_distance_m: float | None = None,
-            photon_energy_eV: float | None = None, bad_pixel_fill: str = "neighbours",
-            overwrite: bool = False) -> Path:
+            object_as_truth: bool = False, pixel_size_m: float | None = None,
+            detector_distance_m: float | None = None, photon_energy_eV: float | None = None,
+            bad_pixel_fill: str = "neighbours", overwrite: bool = False,
+            not_carried: list[str] | None = None) -> Path:
     """Convert ``src`` into ``dst`` (written atomically).
 
     Parameters
@@ -200,19 +246,28 @@ def convert(src: str | Path, dst: str | Path, *, to: str | None = None,
     to : str, optional
         Output format, one of :data:`OUTPUT_FORMATS`, overriding the suffix rule.
     diffraction : str or pathlib.Path, optional
-        Pattern source for product -> container (a product has no patterns): a container NPZ
-        (its amplitudes) or a ptychodus diffraction file (counts, paired by scan index, bad
-        pixels filled by ``bad_pixel_fill``).
+        Product -> container only. Pattern source (a product has no patterns): a container NPZ
+        (its amplitudes, and its nphotons, gridsize, K, seed) or a ptychodus diffraction file
+        (counts, paired by scan index, bad pixels filled by ``bad_pixel_fill``).
     nphotons : float, optional
-        Container photon count (product -> container); default: the pattern source's when it is
-        a container NPZ, else estimated from the patterns.
+        Product -> container only. Container photon count; default: the pattern source's when
+        it is a container NPZ, else the one the product records (a product written from a
+        container), else estimated from the patterns.
+    object_as_truth : bool
+        Product -> container only. Keep the product's object as ``objectGuess`` (ground truth):
+        for a product whose object is the truth (one written from a container with
+        ``objectGuess``, or a simulation); a reconstruction is an estimate.
     pixel_size_m, detector_distance_m, photon_energy_eV : float, optional
-        Geometry for container -> product when the container's provenance lacks it; each must
-        be finite and > 0.
+        Container -> product only. Geometry the container's provenance lacks; each finite and
+        > 0. A pixel size the container records may be repeated, not changed.
     bad_pixel_fill : {"neighbours", "zero"}
         See :func:`parity.io.detector.fill_bad_pixels`.
     overwrite : bool
         Replace an existing ``dst`` (never ``src`` or ``diffraction`` themselves).
+    not_carried : list of str, optional
+        Receives one item per thing of ``src`` that ``dst`` cannot hold (the patterns in a
+        product; a product's object, probe modes, or metadata it does not record in a
+        container).
 
     Returns
     -------
@@ -224,9 +279,10 @@ def convert(src: str | Path, dst: str | Path, *, to: str | None = None,
     ValueError
         On an unknown input or output format, an output suffix that does not match the output
         kind, a ``dst`` that is a directory, one of the inputs, or (without ``overwrite``) an
-        existing file, a product -> container conversion without ``diffraction``, or missing or
-        non-positive geometry (each message says which option to pass). All are raised before
-        anything is written.
+        existing file, a product -> container conversion without ``diffraction``, an option
+        that does not apply to the conversion, or missing, conflicting or non-positive
+        geometry (each message says which option to pass). All are raised before anything is
+        written.
     """
     src, dst = Path(src), Path(dst)
     src_kind = detect_format(src)
@@ -238,6 +294,11 @@ def convert(src: str | Path, dst: str | Path, *, to: str | None = None,
                          f"diffraction={str(src)!r} (Python)")
     out = _output_format(src_kind, dst, to, diffraction is not None)
     _check_suffix(dst, out)
+    _check_applicable(src_kind, out, {
+        "diffraction": diffraction, "nphotons": nphotons, "object_as_truth": object_as_truth,
+        "pixel_size_m": pixel_size_m, "detector_distance_m": detector_distance_m,
+        "photon_energy_eV": photon_energy_eV})
+    lost = not_carried if not_carried is not None else []
     if src_kind == "container-npz":
         container = read_npz(src)
         if out == "container-npz":
@@ -245,6 +306,8 @@ def convert(src: str | Path, dst: str | Path, *, to: str | None = None,
         product = container_to_product(container, pixel_size_m=pixel_size_m,
                                        detector_distance_m=detector_distance_m,
                                        photon_energy_eV=photon_energy_eV)
+        lost += [f"diffraction (a product holds no patterns; to convert back, give {src} as "
+                 "--diffraction)", *read_record(product)["left_out"]]
         return write_product(product, dst)
     product = read_product(src)
     if out != "container-npz":
@@ -253,16 +316,17 @@ def convert(src: str | Path, dst: str | Path, *, to: str | None = None,
         raise ValueError(f"{src} is a product and holds no diffraction patterns; give a container "
                          "NPZ or ptychodus diffraction file with the patterns: --diffraction "
                          "(CLI) / diffraction= (Python)")
-    patterns, kind, indexes, note, source_nphotons = _patterns_for_product(
+    patterns, kind, indexes, note, source_metadata = _patterns_for_product(
         Path(diffraction), fill=bad_pixel_fill)
     try:
         container: Container = container_from_product(
-            product, patterns, nphotons=nphotons if nphotons is not None else source_nphotons,
-            diffraction_kind=kind,
-            diffraction_indexes=indexes, provenance={"diffraction_source": note,
-                                                     "converted_from": str(src)})
+            product, patterns, nphotons=nphotons, diffraction_kind=kind,
+            diffraction_indexes=indexes, object_as_truth=object_as_truth,
+            source_metadata=source_metadata,
+            provenance={"diffraction_source": note, "converted_from": str(src)})
     except ValueError as err:
         raise ValueError(f"{src} with the patterns of {diffraction}: {err}") from err
+    lost += container.metadata.provenance.get("not_carried", [])
     return write_npz(container, dst)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["BAD_PIXEL_FILLS", "fill_bad_pixels"]
+__all__ = ["BAD_PIXEL_FILLS", "check_counts", "fill_bad_pixels"]
 
 #: Accepted ``method`` values of :func:`fill_bad_pixels`.
 BAD_PIXEL_FILLS: tuple[str, ...] = ("neighbours", "zero")
@@ -74,3 +74,40 @@ def fill_bad_pixels(frames: np.ndarray, bad: np.ndarray, *, method: str = "neigh
         filled[:, reachable] = sums[:, reachable] / count[reachable]
         remaining &= ~reachable
     return filled
+
+
+def check_counts(frames: np.ndarray, *, where: str) -> np.ndarray:
+    """Refuse detector frames that are not counts, before anything is estimated from them.
+
+    Parameters
+    ----------
+    frames : numpy.ndarray
+        ``(n, H, W)`` counts, integer or float.
+    where : str
+        What the frames are (a file name): every message starts with it.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``frames``, unchanged.
+
+    Raises
+    ------
+    ValueError
+        If ``frames`` is not 3-D, not real, holds a non-finite value or a negative one (the
+        message names the first such index ``(frame, row, col)``).
+    """
+    if frames.ndim != 3:
+        raise ValueError(f"{where}: patterns have shape {frames.shape}; expected (n, H, W)")
+    if frames.dtype.kind not in "iuf":
+        raise ValueError(f"{where}: patterns have dtype {frames.dtype}; expected real counts")
+    if frames.dtype.kind == "f" and not np.isfinite(frames).all():
+        bad = ~np.isfinite(frames)
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"{where}: patterns have {int(bad.sum())} non-finite values (first at "
+                         f"index {first})")
+    if (frames < 0).any():
+        first = tuple(int(i) for i in np.argwhere(frames < 0)[0])
+        raise ValueError(f"{where}: patterns are counts and must be >= 0; negative at index "
+                         f"{first}")
+    return frames

@@ -86,6 +86,46 @@ def test_convert_says_what_it_wrote(container: Path, tmp_path: Path, capsys):
     assert "(container-npz)" in capsys.readouterr().out
 
 
+def test_convert_prints_what_is_not_carried_and_keeps_the_truth_on_request(tmp_path: Path,
+                                                                           capsys):
+    from parity.io.container_npz import read_npz
+
+    source = write_npz(Container(
+        diffraction=np.full((3, N, N), 0.5, np.float32), positions_px=[[12, 12], [14, 13], [13, 15]],
+        probe=np.ones((N, N), np.complex64), object_truth=np.ones((32, 32), np.complex64),
+        metadata=ContainerMetadata(name="truth", nphotons=64.0, gridsize=1, seed=2)),
+        tmp_path / "truth.npz")
+    product = tmp_path / "truth.h5"
+    assert main(["convert", str(source), str(product), "--pixel-size-m", "1e-8",
+                 "--detector-distance-m", "2", "--photon-energy-ev", "9000"]) == 0
+    assert "not carried: diffraction" in capsys.readouterr().out
+    assert main(["convert", str(product), str(tmp_path / "a.npz"), "--diffraction",
+                 str(source)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith("not carried: objectGuess") and "--object-as-truth" in lines[1]
+    assert main(["convert", str(product), str(tmp_path / "b.npz"), "--diffraction", str(source),
+                 "--object-as-truth"]) == 0
+    assert "not carried" not in capsys.readouterr().out
+    back = read_npz(tmp_path / "b.npz")
+    assert back.object_truth is not None and back.metadata.seed == 2
+
+
+@pytest.mark.parametrize(("argv", "needle"), [
+    (["{container}", "{tmp}/p.h5", "--nphotons", "5"],
+     "--nphotons / nphotons= does not apply to container-npz -> product-h5"),
+    (["{container}", "{tmp}/p.h5", "--object-as-truth"],
+     "--object-as-truth / object_as_truth= does not apply to container-npz -> product-h5"),
+    (["{container}", "{tmp}/p.h5", "--pixel-size-m", "2e-8"],
+     "conflicts with the pixel size 1e-08 x 1e-08 m that container 'tiny' records"),
+])
+def test_convert_refuses_options_it_would_ignore(container: Path, tmp_path: Path, capsys, argv,
+                                                 needle):
+    argv = [a.format(container=container, tmp=tmp_path) for a in argv]
+    assert main(["convert", *argv]) == EXIT_USAGE
+    assert needle in _error(capsys)
+    assert not (tmp_path / "p.h5").exists()
+
+
 @pytest.mark.parametrize(("argv", "needle"), [
     (["-o", "{tmp}/x.h5"], "give a file name ending in .npz"),
     (["-o", "{tmp}"], "is a directory"),

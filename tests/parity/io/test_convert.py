@@ -3,6 +3,7 @@ NPZ and ptychodus product files, with the errors for unknown formats and missing
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -129,8 +130,14 @@ def test_conversion_errors(files: dict[str, Path], tmp_path: Path):
                                positions_px=[[10.0, 10.0], [12.0, 11.0]],
                                probe=np.ones((N, N), dtype=np.complex64)),
                      tmp_path / "bare.npz")
-    with pytest.raises(ValueError, match=r"--pixel-size-m \(CLI\) / pixel_size_m= \(Python\)"):
+    # Every missing geometry value in one message, not one per attempt.
+    with pytest.raises(ValueError, match=r"give --pixel-size-m, --detector-distance-m and "
+                                         r"--photon-energy-ev \(CLI\) / pixel_size_m=, "
+                                         r"detector_distance_m=, photon_energy_eV= \(Python\)"):
         convert(bare, tmp_path / "bare.h5")
+    with pytest.raises(ValueError, match=r"requires \['detector_distance_m'\].*give "
+                                         r"--detector-distance-m \(CLI\)"):
+        convert(bare, tmp_path / "bare.h5", pixel_size_m=1e-8, photon_energy_eV=9e3)
     diffraction = tmp_path / "diffraction.npz"
     np.savez(diffraction, patterns=np.ones((2, N, N)), indexes=[0, 1])
     with pytest.raises(ValueError, match="holds diffraction patterns only"):
@@ -218,3 +225,133 @@ def test_repeated_scan_indexes_paired_by_order_are_explained(files: dict[str, Pa
     with pytest.raises(ValueError, match=r"repeated\.h5 with the patterns of .*container\.npz: "
                                          r"the product repeats scan index"):
         convert(product, tmp_path / "c.npz", diffraction=files["container"])
+
+
+def _with_truth(tmp_path: Path) -> Path:
+    original = _container()
+    return write_npz(Container(
+        diffraction=original.diffraction, positions_px=original.positions_px,
+        probe=original.probe, object_truth=np.ones((48, 48), np.complex64),
+        metadata=ContainerMetadata(name="tiny", nphotons=2e4, gridsize=2, K=5, seed=3,
+                                   provenance=original.metadata.provenance)),
+        tmp_path / "truth.npz")
+
+
+def test_round_trip_keeps_metadata_and_says_what_it_drops(tmp_path: Path):
+    source = _with_truth(tmp_path)
+    lost: list[str] = []
+    product = convert(source, tmp_path / "truth.h5", not_carried=lost)
+    assert len(lost) == 1 and lost[0].startswith("diffraction (a product holds no patterns")
+    lost.clear()
+    back = read_npz(convert(product, tmp_path / "back.npz", diffraction=source,
+                            not_carried=lost))
+    assert lost == [back.metadata.provenance["not_carried"][0]]
+    assert lost[0].startswith("objectGuess") and "--object-as-truth" in lost[0]
+    assert back.object_truth is None
+    meta = back.metadata
+    assert (meta.nphotons, meta.gridsize, meta.K, meta.seed) == (2e4, 2, 5, 3)
+    kept = read_npz(convert(product, tmp_path / "kept.npz", diffraction=source,
+                            object_as_truth=True))
+    np.testing.assert_array_equal(kept.object_truth, read_npz(source).object_truth)
+    # Counts from a diffraction file: the metadata still come from the product's record.
+    counts = tmp_path / "counts.h5"
+    with h5py.File(counts, "w") as handle:
+        handle["patterns"] = read_npz(source).diffraction.astype(np.float64) ** 2
+    paired = read_npz(convert(product, tmp_path / "paired.npz", diffraction=counts))
+    assert (paired.metadata.nphotons, paired.metadata.seed) == (2e4, 3)
+
+
+@pytest.mark.parametrize(("dst", "options", "match"), [
+    ("p.h5", {"nphotons": 5.0}, r"--nphotons / nphotons= does not apply to container-npz -> "
+                                r"product-h5"),
+    ("p.h5", {"object_as_truth": True}, r"--object-as-truth / object_as_truth= does not apply"),
+    ("c.npz", {"pixel_size_m": 1e-8, "photon_energy_eV": 9e3},
+     r"--pixel-size-m / pixel_size_m=, --photon-energy-ev / photon_energy_eV= does not apply to "
+     r"container-npz -> container-npz"),
+])
+def test_options_that_do_not_apply_to_a_container_source(files: dict[str, Path], tmp_path: Path,
+                                                          dst, options, match):
+    with pytest.raises(ValueError, match=match):
+        convert(files["container"], tmp_path / dst, to="container-npz" if dst == "c.npz" else None,
+                **options)
+    assert not (tmp_path / dst).exists()
+
+
+@pytest.mark.parametrize(("dst", "options", "match"), [
+    ("c.npz", {"pixel_size_m": 1e-8}, r"--pixel-size-m / pixel_size_m= does not apply to "
+                                      r"product-h5 -> container-npz \(the product records"),
+    ("c.npz", {"detector_distance_m": 2.0}, r"--detector-distance-m .* product-h5 -> "
+                                            r"container-npz"),
+    ("p.h5", {"pixel_size_m": 1e-8}, r"--pixel-size-m .* product-h5 -> product-h5"),
+    ("p.h5", {}, r"--diffraction / diffraction= does not apply to product-h5 -> product-h5"),
+])
+def test_options_that_do_not_apply_to_a_product_source(files: dict[str, Path], tmp_path: Path,
+                                                        dst, options, match):
+    # Every call passes the patterns, which a container output needs and a product ignores.
+    with pytest.raises(ValueError, match=match):
+        convert(files["product_h5"], tmp_path / dst, diffraction=files["container"], **options)
+    assert not (tmp_path / dst).exists()
+
+
+def test_a_pixel_size_conflicting_with_the_recorded_one_is_refused(files: dict[str, Path],
+                                                                   tmp_path: Path):
+    with pytest.raises(ValueError, match=r"pixel size 3e-08 x 3e-08 m \(--pixel-size-m / "
+                                         r"pixel_size_m=\) conflicts with the pixel size 1e-08 x "
+                                         r"1e-08 m that container 'tiny' records"):
+        convert(files["container"], tmp_path / "p.h5", pixel_size_m=3e-8)
+    with pytest.raises(ValueError, match=r"photon_energy_eV=8000 .* conflicts with "
+                                         r"photon_energy_eV=9000"):
+        convert(files["container"], tmp_path / "p.h5", photon_energy_eV=8e3)
+    same = read_product(convert(files["container"], tmp_path / "p.h5", pixel_size_m=1e-8,
+                                photon_energy_eV=9e3))
+    assert same.same_as(read_product(files["product_h5"])) == []
+
+
+def _diffraction_file(path: Path, patterns: np.ndarray, bad: np.ndarray | None = None) -> Path:
+    with h5py.File(path, "w") as handle:
+        handle["patterns"] = patterns
+        if bad is not None:
+            handle["bad_pixels"] = bad
+    return path
+
+
+@pytest.mark.parametrize(("value", "match"), [
+    (np.nan, r"patterns have 1 non-finite values \(first at index \(2, 3, 4\)\)"),
+    (-1.0, r"patterns are counts and must be >= 0; negative at index \(2, 3, 4\)"),
+])
+def test_bad_counts_are_named_before_nphotons_is_estimated(files: dict[str, Path],
+                                                           tmp_path: Path, value, match):
+    counts = np.ones((6, N, N))
+    counts[2, 3, 4] = value
+    source = _diffraction_file(tmp_path / "bad.h5", counts)
+    with pytest.raises(ValueError, match=r"bad\.h5: " + match):
+        convert(files["product_h5"], tmp_path / "c.npz", diffraction=source)
+
+
+@pytest.mark.parametrize("any_bad", [False, True])
+def test_a_bad_pixel_mask_of_another_shape_is_refused(files: dict[str, Path], tmp_path: Path,
+                                                      any_bad: bool):
+    mask = np.zeros((N - 2, N - 2), dtype=bool)
+    mask[1, 1] = any_bad
+    source = _diffraction_file(tmp_path / "masked.h5", np.ones((6, N, N)), mask)
+    with pytest.raises(ValueError, match=r"masked\.h5: bad_pixels has shape \(14, 14\); expected "
+                                         r"\(16, 16\), the \(H, W\) of its patterns "
+                                         r"\(6, 16, 16\)"):
+        convert(files["product_h5"], tmp_path / "c.npz", diffraction=source)
+
+
+def test_an_incomplete_container_names_its_missing_keys(tmp_path: Path):
+    arrays = {"diffraction": np.ones((2, N, N), np.float32), "xcoords": np.zeros(2),
+              "ycoords": np.zeros(2), "probeGuess": np.ones((N, N), np.complex64)}
+    for key in ("xcoords", "diffraction"):
+        path = tmp_path / f"no_{key}.npz"
+        np.savez(path, **{k: v for k, v in arrays.items() if k != key})
+        missing = "diff3d|diffraction" if key == "diffraction" else key
+        with pytest.raises(ValueError, match=rf"lacks key\(s\) \['{re.escape(missing)}'\]"):
+            convert(path, tmp_path / "out.h5", pixel_size_m=1e-8)
+    cxi = tmp_path / "scan.cxi"
+    with h5py.File(cxi, "w") as handle:
+        handle.create_group("entry_1")
+    with pytest.raises(ValueError, match=r"fixtures\.real\.cxi_to_container\(fixtures\.real\."
+                                         r"read_cxi\(path\)\)"):
+        detect_format(cxi)

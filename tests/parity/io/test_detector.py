@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from parity.io.detector import fill_bad_pixels
+from parity.io.detector import check_counts, fill_bad_pixels
 
 
 def test_single_bad_pixel_takes_the_neighbour_mean():
@@ -41,3 +41,20 @@ def test_cluster_fills_from_the_rim_and_zero_method():
 def test_errors(bad, method, match):
     with pytest.raises(ValueError, match=match):
         fill_bad_pixels(np.ones((1, 7, 7)), bad, method=method)
+
+
+@pytest.mark.parametrize(("frames", "match"), [
+    (np.ones((4, 4)), r"scan\.h5: patterns have shape \(4, 4\); expected \(n, H, W\)"),
+    (np.ones((1, 4, 4), np.complex64), r"scan\.h5: patterns have dtype complex64"),
+    (np.where(np.arange(32).reshape(2, 4, 4) == 21, np.inf, 1.0),
+     r"scan\.h5: patterns have 1 non-finite values \(first at index \(1, 1, 1\)\)"),
+    (np.where(np.arange(32).reshape(2, 4, 4) == 6, -3, 1), r"negative at index \(0, 1, 2\)"),
+])
+def test_check_counts_names_the_first_bad_value(frames: np.ndarray, match: str):
+    with pytest.raises(ValueError, match=match):
+        check_counts(frames, where="scan.h5")
+
+
+def test_check_counts_passes_counts_through():
+    frames = np.arange(2 * 3 * 3, dtype=np.uint16).reshape(2, 3, 3)
+    assert check_counts(frames, where="scan.h5") is frames
