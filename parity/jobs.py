@@ -31,8 +31,8 @@ if TYPE_CHECKING:
     from parity.engine import RunPlan
 
 __all__ = ["backend_tasks", "cached_or_run", "forward_tasks", "job_key", "job_threads",
-           "l4_noise_reruns", "load_output", "merge_outcomes", "run_backend_cached", "run_jobs", "save_input",
-           "train_tasks", "write_job"]
+           "l4_noise_reruns", "load_output", "merge_outcomes", "run_backend_cached", "run_jobs",
+           "save_input", "train_tasks", "write_job"]
 
 
 def save_input(path: Path, arrays: Mapping[str, Any]) -> str:
