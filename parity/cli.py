@@ -20,7 +20,6 @@ import signal
 import sys
 import traceback
 from collections.abc import Sequence
-from pathlib import Path
 from types import FrameType
 from typing import NoReturn
 
@@ -37,6 +36,7 @@ from parity.cli_exit_codes import (
     UsageError,
 )
 from parity.cli_inputs import cmd_adapters, cmd_cases, cmd_convert, cmd_fixtures
+from parity.cli_options import DEFAULT_REPORTS
 from parity.cli_run import cmd_run
 
 #: The exit codes are part of this entry point's interface (see the module doc) and stay
@@ -55,8 +55,6 @@ __all__ = [
     "main",
 ]
 
-#: The reports root of ``run``, ``list``, ``show`` and ``diff`` when ``--out`` is not given.
-DEFAULT_REPORTS = Path("reports")
 
 
 class _Terminated(KeyboardInterrupt):

@@ -10,6 +10,7 @@ import argparse
 from typing import Any
 
 from parity import bench
+from parity.cli_options import DEFAULT_REPORTS
 
 __all__ = ["add_bench_command"]
 
@@ -32,7 +33,7 @@ def add_bench_command(sub: Any) -> None:
     parser.add_argument("--quick", action="store_true",
                         help="one sweep point (128 groups at the case's N, batch 16), no ladder "
                              "timing")
-    parser.add_argument("--out", default="reports",
+    parser.add_argument("--out", default=str(DEFAULT_REPORTS),
                         help="reports root; the bundle is named by case and start time "
                              "(default: reports)")
     parser.set_defaults(func=_cmd_bench)

@@ -8,7 +8,7 @@ __all__ = ["add_extra_commands"]
 
 
 def add_extra_commands(sub: Any) -> None:
-    """Register ``selftest``, ``bench`` and ``flake`` on the ``parity`` sub-parser set."""
+    """Register ``selftest``, ``bench``, ``flake`` and ``export`` on the ``parity`` sub-parser set."""
     from parity.selftest import add_selftest_command
 
     add_selftest_command(sub)
@@ -18,5 +18,8 @@ def add_extra_commands(sub: Any) -> None:
     from parity.flake import add_flake_command
 
     add_flake_command(sub)
+    from parity.cli_export import add_export_command
+
+    add_export_command(sub)
 
 

@@ -9,11 +9,10 @@ option and the output path before building or converting anything.
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
 from parity.cli_exit_codes import EXIT_OK, UsageError
-from parity.cli_options import output_file
+from parity.cli_options import check_positive, output_file
 
 __all__ = ["cmd_adapters", "cmd_cases", "cmd_convert", "cmd_fixtures"]
 
@@ -87,11 +86,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
     src = Path(args.src)
     src_kind = detect_format(src)  # a missing, unreadable or unknown source is named first
-    for option, value in (("--nphotons", args.nphotons), ("--pixel-size-m", args.pixel_size_m),
-                          ("--detector-distance-m", args.detector_distance_m),
-                          ("--photon-energy-ev", args.photon_energy_ev)):
-        if value is not None and not (math.isfinite(value) and value > 0):
-            raise UsageError(f"{option} {value:g}: expected a finite number > 0")
+    check_positive((("--nphotons", args.nphotons), ("--pixel-size-m", args.pixel_size_m),
+                    ("--detector-distance-m", args.detector_distance_m),
+                    ("--photon-energy-ev", args.photon_energy_ev)))
     dst = output_file(args.dst, option="DST")
     inputs = [src] if args.diffraction is None else [src, Path(args.diffraction)]
     check_destination(dst, inputs=inputs, overwrite=args.force, force_option="--force")

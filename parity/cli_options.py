@@ -7,12 +7,18 @@ one ``parity: error:`` line and exit code 2.
 
 from __future__ import annotations
 
+import math
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["check_device", "output_file", "parse_levels", "parse_names", "reports_dir"]
+__all__ = ["DEFAULT_REPORTS", "check_device", "check_positive", "output_file", "parse_levels", "parse_names",
+           "reports_dir"]
 
+
+#: The reports root of every command that writes or reads bundles when ``--out`` is not given.
+DEFAULT_REPORTS = Path("reports")
 
 def parse_levels(text: str, *, option: str = "--levels") -> tuple[str, ...]:
     """``L0,L2`` / ``l3`` / ``all`` -> the levels in ladder order.
@@ -121,3 +127,11 @@ def check_device(text: str | None, *, option: str = "--device") -> str | None:
         raise ValueError(f"{option} {text!r}: expected auto, cpu, cuda (or gpu), cuda:N, /CPU:N "
                          "or /GPU:N")
     return text.strip()
+
+
+def check_positive(options: Iterable[tuple[str, float | None]]) -> None:
+    """Raise ``ValueError`` naming the first ``(option, value)`` given (not None) that is not a
+    finite number > 0 (sizes, distances, energies, photon counts)."""
+    for option, value in options:
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise ValueError(f"{option} {value:g}: expected a finite number > 0")

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from parity.cli_options import DEFAULT_REPORTS
 from parity.config import ModelConfig, TrainConfig, config_from_dict
 from parity.container import Container
 from parity.engine import RunPlan, run_parity
@@ -128,7 +129,7 @@ def run_and_report(*, case: str | None = None, container_path: str | None = None
                    device: str | None = None, seed: int = 0,
                    model_overrides: Mapping[str, Any] | None = None,
                    train_overrides: Mapping[str, Any] | None = None,
-                   reports_root: Path = Path("reports"), timeout_s: float = 900.0,
+                   reports_root: Path = DEFAULT_REPORTS, timeout_s: float = 900.0,
                    isolation: str = "subprocess", injections: Mapping[str, str] | None = None,
                    progress: Callable[[dict[str, Any]], None] | None = None,
                    seeds: tuple[int, ...] = (), parallel: bool = True

@@ -33,8 +33,8 @@ from parity.io.ptychodus import (
     write_product,
 )
 
-__all__ = ["CXI_HINT", "FORMATS", "OUTPUT_FORMATS", "check_destination", "convert",
-           "detect_format", "read_diffraction"]
+__all__ = ["CXI_HINT", "FORMATS", "OUTPUT_FORMATS", "check_destination", "check_suffix", "convert",
+           "detect_format", "output_format", "read_diffraction"]
 
 #: Every format :func:`detect_format` recognises.
 FORMATS: tuple[str, ...] = ("container-npz", "product-h5", "product-npz", "diffraction-h5",
@@ -162,7 +162,12 @@ def read_diffraction(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return patterns, indexes, None if bad is None else np.asarray(bad, dtype=bool)
 
 
-def _output_format(src_kind: str, dst: Path, to: str | None, has_diffraction: bool) -> str:
+def output_format(src_kind: str, dst: Path, to: str | None, has_diffraction: bool) -> str:
+    """The output kind (one of :data:`OUTPUT_FORMATS`) for a source of kind ``src_kind``: ``to``
+    when given, else by ``dst``'s suffix (``.npz`` from a product with patterns: a container).
+
+    Raises ``ValueError`` for an unknown ``to`` or a suffix that names no output kind.
+    """
     if to is not None:
         if to not in OUTPUT_FORMATS:
             raise ValueError(f"unknown output kind {to!r} (--to / to=); expected one of "
@@ -292,8 +297,8 @@ def convert(src: str | Path, dst: str | Path, *, to: str | None = None,
         raise ValueError(f"{src} holds diffraction patterns only; convert its product instead and "
                          f"give this file as the patterns: --diffraction {src} (CLI) / "
                          f"diffraction={str(src)!r} (Python)")
-    out = _output_format(src_kind, dst, to, diffraction is not None)
-    _check_suffix(dst, out)
+    out = output_format(src_kind, dst, to, diffraction is not None)
+    check_suffix(dst, out)
     _check_applicable(src_kind, out, {
         "diffraction": diffraction, "nphotons": nphotons, "object_as_truth": object_as_truth,
         "pixel_size_m": pixel_size_m, "detector_distance_m": detector_distance_m,
@@ -365,8 +370,9 @@ def check_destination(dst: str | Path, *, inputs: list[Path], overwrite: bool,
     return dst
 
 
-def _check_suffix(dst: Path, out: str) -> None:
-    # The writers pick HDF5/NPZ by suffix; an explicit `to=` may disagree with it.
+def check_suffix(dst: Path, out: str) -> None:
+    """Raise ``ValueError`` when ``dst``'s suffix does not match the output kind ``out`` (the
+    writers pick HDF5 or NPZ by suffix, and an explicit ``to=`` may disagree with it)."""
     suffix = dst.suffix.lower()
     if out.endswith("npz") and suffix != ".npz":
         raise ValueError(f"output kind {out!r} (--to / to=) needs a '.npz' file name; got "
