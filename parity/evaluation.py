@@ -18,8 +18,15 @@ from parity.container import Container
 from parity.contract import PreparedData
 from parity.results import Check
 
-__all__ = ["GATED_METRICS", "data_consistency", "independent_checks", "reconstruction_warnings",
-           "score_against_truth", "truth_region"]
+__all__ = [
+    "GATED_METRICS",
+    "data_consistency",
+    "independent_checks",
+    "reconstruction_warnings",
+    "score_against_truth",
+    "trusted_box",
+    "truth_region",
+]
 
 #: Metrics whose backend-vs-baseline difference is gated at L5 (``metric -> path in the metrics``).
 GATED_METRICS: tuple[str, ...] = ("ssim_amp", "ssim_phase", "mae_amp", "mae_phase")
@@ -43,7 +50,12 @@ def truth_region(truth: np.ndarray, obj: np.ndarray,
     return truth_crop, recon_crop, covered
 
 
-def _trusted_box(covered: np.ndarray, margin: int) -> tuple[slice, slice]:
+def trusted_box(covered: np.ndarray, margin: int) -> tuple[slice, slice]:
+    """The ``(rows, cols)`` box L5 scores: the bounding box of the ``covered`` pixels, shrunk by
+    ``margin`` (half a stitching crop: the rim a single patch reaches is not trusted).
+
+    Raises ``ValueError`` when nothing is covered.
+    """
     rows = np.flatnonzero(covered.any(axis=1))
     cols = np.flatnonzero(covered.any(axis=0))
     if rows.size == 0 or cols.size == 0:
@@ -64,7 +76,7 @@ def score_against_truth(truth: np.ndarray, obj: np.ndarray, origin_px: Sequence[
     from parity.truth_evaluation import RECOMMENDED_AMPLITUDE_FLOOR_FRACTION, evaluate_against_truth
 
     crop_truth, recon, covered = truth_region(truth, np.asarray(obj), origin_px)
-    rows, cols = _trusted_box(covered, margin=model.stitch_crop_px // 2)
+    rows, cols = trusted_box(covered, margin=model.stitch_crop_px // 2)
     return evaluate_against_truth(crop_truth[rows, cols], recon[rows, cols],
                                   amplitude_floor_fraction=RECOMMENDED_AMPLITUDE_FLOOR_FRACTION)
 

@@ -12,6 +12,8 @@ import argparse
 import json
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,8 +61,14 @@ class SelftestOutcome:
 
 def run_selftest(*, case: str = "small", target: str = "torch", baseline: str = "tensorflow",
                  injections: list[str] | None = None, seed: int = 0,
-                 timeout_s: float = 600.0, progress: Any = None) -> list[SelftestOutcome]:
-    """Run the clean pair and each injection; return one outcome per run (clean first)."""
+                 timeout_s: float = 600.0, progress: Any = None,
+                 announce: Callable[[str], None] | None = None) -> list[SelftestOutcome]:
+    """Run the clean pair and each injection; return one outcome per run (clean first).
+
+    ``progress`` receives each run's events (as ``parity run``'s); ``announce``, when given, one
+    line as each run starts (``selftest [2/9] offset_sign into torch ...``) and one as it ends
+    (``selftest [2/9] OK   offset_sign ... (41 s)``).
+    """
     from parity.engine import RunPlan, run_parity
     from parity.registry import check_backend_names
     from parity.session import resolve_inputs
@@ -74,9 +82,15 @@ def run_selftest(*, case: str = "small", target: str = "torch", baseline: str = 
                                                      model_overrides={}, train_overrides={},
                                                      seed=seed)
     outcomes: list[SelftestOutcome] = []
+    runs = ["clean", *names]
+    tell = announce or (lambda line: None)
     with tempfile.TemporaryDirectory(prefix="parity-selftest-") as tmp:
         cache = Path(tmp) / "cache"
-        for name in ["clean", *names]:
+        for number, name in enumerate(runs, start=1):
+            counter = f"selftest [{number}/{len(runs)}]"
+            what = "clean pair" if name == "clean" else f"{name} into {target}"
+            tell(f"{counter} {what} ({', '.join(SELFTEST_LEVELS)}) ...")
+            started = time.monotonic()
             plan = RunPlan(container=container, model=model, train=train,
                            backends=(baseline, target), levels=SELFTEST_LEVELS, seed=seed,
                            timeout_s=timeout_s, injections={} if name == "clean"
@@ -91,7 +105,13 @@ def run_selftest(*, case: str = "small", target: str = "torch", baseline: str = 
             outcomes.append(SelftestOutcome(name, expected, result.exit_code,
                                             first.name if first else None,
                                             first.level if first else None, caught))
+            tell(f"{counter} {outcomes[-1].line()} ({time.monotonic() - started:.0f} s)")
     return outcomes
+
+
+def _stderr_line(line: str) -> None:
+    """Print one progress line to stderr at once (stdout keeps the results)."""
+    print(line, file=sys.stderr, flush=True)
 
 
 def add_selftest_command(sub: Any) -> None:
@@ -108,6 +128,8 @@ def add_selftest_command(sub: Any) -> None:
                         help="run only these injections (repeatable, or a comma list)")
     parser.add_argument("--json", default=None,
                         help="also write the outcomes as JSON to this file (replaced if it exists)")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress lines (one per run as it starts and ends, on stderr)")
     parser.set_defaults(func=_cmd_selftest)
 
 
@@ -121,7 +143,8 @@ def _cmd_selftest(args: argparse.Namespace) -> int:
     if args.only is not None and not only:
         raise ValueError(f"--only {args.only}: no injection named")
     outcomes = run_selftest(case=args.case, target=args.target, baseline=args.baseline,
-                            injections=only or None)
+                            injections=only or None,
+                            announce=None if args.quiet else _stderr_line)
     for outcome in outcomes:
         print(outcome.line())
     injected = [o for o in outcomes if o.injection != "clean"]

@@ -273,6 +273,16 @@ def _in_file(path: Path, message: str, keys: dict[str, str]) -> str:
     return f"{path}: {message}"
 
 
+def _promoted_to_complex(array: np.ndarray, what: str, note_key: str,
+                         provenance: dict[str, Any]) -> np.ndarray:
+    """``array`` as complex64 when it is real (integer or float), recording
+    ``provenance[note_key] = "real <what> promoted to complex64"``; complex arrays unchanged."""
+    if array.dtype.kind not in "iuf":
+        return array
+    provenance[note_key] = f"real {what} promoted to complex64"
+    return array.astype(np.complex64)
+
+
 def read_npz(path: str | Path, *, name: str | None = None, nphotons: float | None = None,
              gridsize: int | None = None, K: int | None = None) -> Container:
     """Read a PtychoPINN-style NPZ into a :class:`Container`.
@@ -291,7 +301,9 @@ def read_npz(path: str | Path, *, name: str | None = None, nphotons: float | Non
     :func:`~parity.truth_coverage.check_truth_coverage` must pass. The patterns must be centred
     (:func:`~parity.container_checks.check_centred`) and, when the file or the caller gives
     ``nphotons``, amplitudes rather than counts
-    (:func:`~parity.container_checks.check_counts_match_nphotons`).
+    (:func:`~parity.container_checks.check_counts_match_nphotons`). The provenance records the
+    file's absolute path (``source_file``), and ``probe_note`` / ``object_note`` when a real
+    ``probeGuess`` / ``objectGuess`` was promoted to complex64.
 
     Raises
     ------
@@ -325,7 +337,8 @@ def read_npz(path: str | Path, *, name: str | None = None, nphotons: float | Non
                              "be (n,)")
     n = xcoords.shape[0]
     diff_key = diff_keys[0]
-    provenance: dict[str, Any] = {"source_file": str(path), "diffraction_key": diff_key}
+    # absolute: the record must still say which file it was when read from another directory
+    provenance: dict[str, Any] = {"source_file": str(path.resolve()), "diffraction_key": diff_key}
     layouts = {k: _diffraction_layout(path, k, v, n) for k, v in patterns.items()}
     diffraction, layout_note = layouts[diff_key]
     if layout_note:
@@ -341,13 +354,11 @@ def read_npz(path: str | Path, *, name: str | None = None, nphotons: float | Non
         provenance["diffraction_note"] = "'diff3d' and 'diffraction' both present and identical"
     if probe.ndim == 3 and probe.shape[0] == 1:
         probe = probe[0]
-    if probe.dtype.kind in "iuf":
-        probe = probe.astype(np.complex64)
-        provenance["probe_note"] = "real probe promoted to complex64"
+    probe = _promoted_to_complex(probe, "probe", "probe_note", provenance)
     if truth is not None and truth.ndim == 3 and truth.shape[0] == 1:
         truth = truth[0]
-    if truth is not None and truth.dtype.kind in "iuf":
-        truth = truth.astype(np.complex64)
+    if truth is not None:
+        truth = _promoted_to_complex(truth, "object", "object_note", provenance)
     stored = meta.pop("provenance", {})
     provenance = {**stored, **provenance}
     if metadata_note:

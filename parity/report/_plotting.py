@@ -8,8 +8,13 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["FIGURE_DPI", "PHASE_MASK_FRACTION", "InputError", "NotApplicable", "faint", "limits",
-           "new_figure", "save"]
+__all__ = ["DRAWN_NOTE", "FIGURE_DPI", "PHASE_MASK_FRACTION", "InputError", "NotApplicable",
+           "faint", "limits", "new_figure", "save"]
+
+#: Start of a note about a figure that WAS drawn, differently from usual, right after its
+#: ``"<figure>: "`` (``loss: drawn with a linear y axis ...``); every other note says why
+#: something was left out.
+DRAWN_NOTE = "drawn with "
 
 #: Small PNGs: a bundle is an artifact people download.
 FIGURE_DPI: int = 100

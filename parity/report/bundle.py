@@ -79,7 +79,8 @@ class BundleWriter:
     root : pathlib.Path
         Directory holding every bundle.
     case : str
-        Case name (in the directory name, with characters outside ``A-Za-z0-9._+=-`` as ``_``).
+        Case name (in the directory name: Unicode letters, digits and ``._+=-`` kept, anything
+        else as ``_``; :func:`parity.report.bundle_names.case_directory_part`).
     stamp : str
         UTC ``YYYYmmddTHHMMSSZ`` of the run (part of the directory name).
     staging : pathlib.Path
@@ -301,7 +302,8 @@ def new_bundle_dir(root: Path, case: str, *, stamp: str | None = None) -> Bundle
     root : pathlib.Path
         Directory of all bundles (``reports/``); created if missing.
     case : str
-        Case name; in the directory name characters outside ``A-Za-z0-9._+=-`` become ``_``.
+        Case name; in the directory name anything but Unicode letters, digits and ``._+=-``
+        becomes ``_`` (:func:`parity.report.bundle_names.case_directory_part`).
     stamp : str, optional
         UTC ``YYYYmmddTHHMMSSZ`` (the run's start); default
         :func:`parity.report.bundle_names.stamp_now`.

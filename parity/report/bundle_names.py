@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
 
@@ -35,7 +36,14 @@ BUNDLE_FILES: tuple[str, ...] = ("report.json", "summary.md", "junit.xml", "evid
                                  "provenance.json", COMPLETE_MARKER)
 
 _STAMP = re.compile(r"\d{8}T\d{6}Z")
-_UNSAFE = re.compile(r"[^A-Za-z0-9._+=-]")
+
+#: Kept as they are in a case's directory name, besides Unicode letters, marks and digits.
+_SAFE_PUNCTUATION = "._+=-"
+
+#: Unicode general categories kept: letters (L*), combining marks (M*, so that scripts written
+#: with them stay legible) and numbers (N*). Path separators, spaces, controls and the rest of
+#: punctuation are not among them.
+_SAFE_CATEGORIES = ("L", "M", "N")
 
 
 def stamp_now() -> str:
@@ -46,17 +54,32 @@ def stamp_now() -> str:
 def case_directory_part(case: str) -> str:
     """The case as it appears in directory names.
 
-    Characters outside ``A-Za-z0-9._+=-`` become ``_``; leading dots, dashes and underscores
-    go, so a case name can neither escape ``root`` nor hide the bundle. A long run must not be
-    lost to an odd name, hence no error unless nothing is left.
+    The name is NFC-normalised; Unicode letters, marks and digits and ``._+=-`` are kept (a
+    metadata name ``échantillon_α`` stays ``échantillon_α``), every other character (path
+    separators, spaces, controls, other punctuation) becomes ``_``; leading dots, dashes and
+    underscores go, so a case name can neither escape ``root`` nor hide the bundle. A long run
+    must not be lost to an odd name, hence no error unless nothing is left.
+
+    Examples
+    --------
+    >>> case_directory_part("../échantillon α/1")
+    'échantillon_α_1'
     """
     if not isinstance(case, str):
         raise TypeError(f"case name is {type(case).__name__}; expected str")
-    part = _UNSAFE.sub("_", case).lstrip("._-")
+    part = "".join(_safe_character(c) for c in unicodedata.normalize("NFC", case)).lstrip("._-")
     if not part:
         raise ValueError(f"case name {case!r} cannot name a bundle directory; expected letters "
                          "or digits")
     return part
+
+
+def _safe_character(character: str) -> str:
+    """``character`` when a directory name may hold it as is (:func:`case_directory_part`),
+    else ``_``."""
+    keep = (character in _SAFE_PUNCTUATION
+            or unicodedata.category(character).startswith(_SAFE_CATEGORIES))
+    return character if keep else "_"
 
 
 def bundle_name(stamp: str, case: str) -> str:

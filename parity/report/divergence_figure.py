@@ -26,8 +26,10 @@ Layout:
   when complex): up to :data:`LONG_VECTOR` elements as curves of expected and actual, with the
   tolerance band, and ``actual - expected`` below; longer ones (every weight of a network
   pooled into one check) in :data:`BINS` bins, as the largest ``|actual - expected|`` per bin
-  against the tolerance bound (log scale) and the share of each bin out of tolerance, so that
-  the part of the vector that diverges stands out. The worst element is marked.
+  against the tolerance bound (log scale) and the share of each bin out of tolerance (log
+  scale too when the check allows a share, so that the allowed share stays visible next to
+  bins near 1), so that the part of the vector that diverges stands out. The worst element is
+  marked.
 
 The title wraps the check's name and message to the figure's width (at most
 :data:`MESSAGE_LINES` lines of message).
@@ -271,13 +273,7 @@ def _draw_binned(figure: Any, expected: np.ndarray, actual: np.ndarray, worst: i
         top.stairs(np.minimum.reduceat(errors.bound, starts), edges, color="grey",
                    linestyle="--", baseline=None, label="tolerance bound (smallest in the bin)")
         share = np.add.reduceat(errors.out.astype(np.float64), starts) / counts
-        bottom.stairs(share, edges, color="C3", fill=True, alpha=0.6)
-        if max_fraction > 0:
-            bottom.axhline(max_fraction, color="grey", linestyle="--", linewidth=1,
-                           label=f"allowed overall ({max_fraction:g})")
-            bottom.legend(fontsize=8)
-        bottom.set_ylabel("share out of tolerance")
-        bottom.set_ylim(0.0, 1.1 * max(float(share.max()), max_fraction) or 1.0)
+        _draw_share(bottom, share, edges, max_fraction)
     else:
         flat_e, flat_a = np.abs(expected.reshape(-1)), np.abs(actual.reshape(-1))
         for values, label, style in ((flat_e, "expected", "-"), (flat_a, "actual", "--")):
@@ -300,6 +296,36 @@ def _draw_binned(figure: Any, expected: np.ndarray, actual: np.ndarray, worst: i
     bottom.set_xlabel(f"flattened index of {size} elements, in {len(starts)} bins of "
                       f"<= {int(counts.max())}" + (f" (shape {expected.shape})"
                                                    if expected.ndim > 1 else ""))
+
+
+def _share_floor(max_fraction: float, largest_bin: int) -> float:
+    """Bottom of the log axis of the share out of tolerance: a decade below the smaller of the
+    allowed share and the smallest non-zero share of a bin (one element of the largest bin), so
+    both sit well above it. Bins with no element out are drawn at the floor."""
+    return 0.1 * min(max_fraction, 1.0 / largest_bin)
+
+
+def _draw_share(ax: Any, share: np.ndarray, edges: np.ndarray, max_fraction: float) -> None:
+    """Share out of tolerance per bin, against the allowed share overall (module docstring).
+
+    With an allowed share (``max_fraction > 0``) the axis is logarithmic down to
+    :func:`_share_floor`: on a linear axis up to a share near 1 an allowed 0.001 lay on the
+    x axis, hidden.
+    """
+    if max_fraction <= 0:
+        ax.stairs(share, edges, color="C3", fill=True, alpha=0.6)
+        ax.set_ylabel("share out of tolerance")
+        ax.set_ylim(0.0, 1.1 * float(share.max()) or 1.0)
+        return
+    floor = _share_floor(max_fraction, int(np.diff(edges).max()))
+    ax.stairs(np.maximum(share, floor), edges, color="C3", fill=True, alpha=0.6,
+              baseline=floor)
+    ax.axhline(max_fraction, color="grey", linestyle="--", linewidth=1,
+               label=f"allowed overall ({max_fraction:g})")
+    ax.legend(fontsize=8)
+    ax.set_yscale("log")
+    ax.set_ylim(floor, 1.5)
+    ax.set_ylabel(f"share out of tolerance\n(log; none out drawn at {floor:.2g})")
 
 
 def _title(first: Check, where: str, width_in: float) -> str:

@@ -11,10 +11,18 @@ reason is returned in :attr:`FigureSet.skipped`):
 - ``<backend>/history/loss``, ``<backend>/history/val_loss`` (epochs,); when absent,
   ``RunResult.histories[backend]["loss" | "val_loss"]`` is used.
 
+Against the truth, a backend is drawn as the L5 metrics scored it
+(:func:`parity.report._truth_view.aligned_to_truth`: the covered, trimmed box, with the recorded
+shift, phase offset/ramp and amplitude scale undone, on the region that was evaluated), which
+needs ``RunResult.metrics[backend]["truth"]["alignment"]`` and ``config["model"]
+["stitch_crop_px"]``; without them it is drawn unaligned on its canvas and a note says why.
+
 Figures: ``objects.png`` (amplitude and phase of each backend and the truth on the common
-region, shared colour limits per row), ``differences.png`` (backend A - backend B and each
-backend - truth: amplitude difference and wrap-safe phase difference ``angle(a * conj(b))``, no
-alignment applied), ``frc.png`` (FRC of each backend vs truth with its half-bit threshold),
+region, shared colour limits per row: with a truth, the region all backends were scored on,
+aligned), ``differences.png`` (backend A - backend B on their common canvas, unaligned, and
+each backend - truth aligned as above: amplitude difference and wrap-safe phase difference
+``angle(a * conj(b))``, a residual global phase offset removed; each panel says which),
+``frc.png`` (FRC of each backend vs truth with its half-bit threshold),
 ``loss.png`` (loss and val_loss of every backend, log y when all values are positive),
 ``divergence.png`` (the run's first divergence: expected, actual and their difference, from
 :data:`~parity.results.FIRST_DIVERGENCE_EVIDENCE`; see :mod:`parity.report.divergence_figure`).
@@ -22,7 +30,6 @@ alignment applied), ``frc.png`` (FRC of each backend vs truth with its half-bit 
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -32,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from parity.report._plotting import (
+    DRAWN_NOTE,
     InputError,
     NotApplicable,
     faint,
@@ -39,19 +47,20 @@ from parity.report._plotting import (
     new_figure,
     save,
 )
+from parity.report._truth_view import (
+    TRUTH,
+    Placed,
+    aligned_objects,
+    common,
+    difference_pairs,
+    truth_views,
+)
 from parity.report.divergence_figure import divergence_figure
 from parity.results import FIRST_DIVERGENCE_EVIDENCE, RunResult
 
 __all__ = ["DRAWN_NOTE", "FigureSet", "render_figures", "write_figures"]
 
 _log = logging.getLogger(__name__)
-
-TRUTH = "truth"
-
-#: Start of a note about a figure that WAS drawn, differently from usual
-#: (``loss: drawn with a linear y axis ...``); every other note says why something was left out.
-DRAWN_NOTE = "drawn with "
-
 
 @dataclass(frozen=True)
 class FigureSet:
@@ -68,24 +77,6 @@ class FigureSet:
 
     written: tuple[Path, ...]
     skipped: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class _Placed:
-    """A 2-D complex array on the object pixel grid."""
-
-    label: str
-    values: np.ndarray  # (H, W) complex128
-    x0: int
-    y0: int
-
-    @property
-    def x1(self) -> int:
-        return self.x0 + self.values.shape[1]
-
-    @property
-    def y1(self) -> int:
-        return self.y0 + self.values.shape[0]
 
 
 def _backend_names(result: RunResult, evidence: Mapping[str, Any]) -> list[str]:
@@ -108,8 +99,8 @@ def _object(evidence: Mapping[str, Any], key: str) -> np.ndarray:
 
 
 def _placed_objects(result: RunResult, evidence: Mapping[str, Any],
-                    notes: list[str]) -> list[_Placed]:
-    placed: list[_Placed] = []
+                    notes: list[str]) -> list[Placed]:
+    placed: list[Placed] = []
     for backend in _backend_names(result, evidence):
         key = f"{backend}/reconstructed_obj"
         if key not in evidence:
@@ -130,23 +121,13 @@ def _placed_objects(result: RunResult, evidence: Mapping[str, Any],
                 notes.append(f"objects: {origin_key} is {origin.tolist()}; expected 2 integers "
                              f"(x0, y0); {backend} left out")
                 continue
-        placed.append(_Placed(backend, values, int(origin[0]), int(origin[1])))
+        placed.append(Placed(backend, values, int(origin[0]), int(origin[1])))
     if f"{TRUTH}/object" in evidence:
         try:
-            placed.append(_Placed(TRUTH, _object(evidence, f"{TRUTH}/object"), 0, 0))
+            placed.append(Placed(TRUTH, _object(evidence, f"{TRUTH}/object"), 0, 0))
         except InputError as exc:
             notes.append(f"objects: {exc}")
     return placed
-
-
-def _common(items: list[_Placed]) -> list[np.ndarray]:
-    """Crop every array to the region all of them cover."""
-    x0, y0 = max(p.x0 for p in items), max(p.y0 for p in items)
-    x1, y1 = min(p.x1 for p in items), min(p.y1 for p in items)
-    if x1 <= x0 or y1 <= y0:
-        spans = ", ".join(f"{p.label} x[{p.x0},{p.x1}) y[{p.y0},{p.y1})" for p in items)
-        raise InputError(f"no common region ({spans})")
-    return [p.values[y0 - p.y0:y1 - p.y0, x0 - p.x0:x1 - p.x0] for p in items]
 
 
 def _objects_figure(result: RunResult, evidence: Mapping[str, Any], out_dir: Path,
@@ -155,7 +136,9 @@ def _objects_figure(result: RunResult, evidence: Mapping[str, Any], out_dir: Pat
     if not any(p.label != TRUTH for p in placed):  # the truth alone reviews nothing
         raise InputError("no <backend>/reconstructed_obj in the evidence (no L5 training)"
                          + ("; the truth alone is not drawn" if placed else ""))
-    crops = _common(placed)
+    placed, how = aligned_objects(placed, truth_views(result.metrics, result.config, placed),
+                                  notes)
+    crops = common(placed)
     rows = [("amplitude", [np.abs(c) for c in crops], "viridis"),
             ("phase (rad)", [np.angle(c) for c in crops], "twilight")]
     figure = new_figure(3.0 * len(crops) + 0.8, 5.6)
@@ -172,39 +155,43 @@ def _objects_figure(result: RunResult, evidence: Mapping[str, Any], out_dir: Pat
             ax.set_yticks([])
         figure.colorbar(shown, ax=list(axes[row]), shrink=0.8)
     height, width = crops[0].shape
-    figure.suptitle(f"{result.case}: common region {width}x{height} px", fontsize=10)
+    x0, y0 = max(p.x0 for p in placed), max(p.y0 for p in placed)
+    figure.suptitle(f"{result.case}: {how} {width}x{height} px at x[{x0},{x0 + width}) "
+                    f"y[{y0},{y0 + height})", fontsize=10)
     return save(figure, out_dir / "objects.png")
+
+
+def _difference_row(a: Placed, b: Placed) -> tuple[np.ndarray, np.ndarray, float]:
+    """Amplitude difference, phase difference (blank where either is faint) and the global
+    phase offset removed from it, on the common region of ``a`` and ``b``."""
+    crop_a, crop_b = common([a, b])
+    amp_a, amp_b = np.abs(crop_a), np.abs(crop_b)
+    # a global phase offset is not an error of the reconstruction (the metrics remove it
+    # too): take it out, or it paints the whole panel and hides the local differences
+    cross = crop_a * np.conj(crop_b)
+    offset = float(np.angle(np.sum(cross))) if np.abs(np.sum(cross)) > 0 else 0.0
+    phase = np.angle(cross * np.exp(-1j * offset))
+    blank = faint(amp_a) | faint(amp_b)
+    return amp_a - amp_b, np.where(blank, np.nan, phase), offset
 
 
 def _differences_figure(result: RunResult, evidence: Mapping[str, Any], out_dir: Path,
                         notes: list[str]) -> Path:
     placed = _placed_objects(result, evidence, [])  # placement notes come from the objects figure
-    backends = [p for p in placed if p.label != TRUTH]
-    truth = [p for p in placed if p.label == TRUTH]
-    pairs = list(itertools.combinations(backends, 2)) + [(b, t) for b in backends for t in truth]
+    pairs = difference_pairs(placed, truth_views(result.metrics, result.config, placed), notes)
     if not pairs:
         raise InputError(f"needs two objects; have {[p.label for p in placed] or 'none'}")
     rows = []
-    for a, b in pairs:
+    for a, b, how in pairs:
         try:
-            crop_a, crop_b = _common([a, b])
+            rows.append((f"{a.label} - {b.label}", how, *_difference_row(a, b)))
         except InputError as exc:
             notes.append(f"differences: {a.label} - {b.label}: {exc}")
-            continue
-        amp_a, amp_b = np.abs(crop_a), np.abs(crop_b)
-        # a global phase offset is not an error of the reconstruction (the metrics remove it
-        # too): take it out, or it paints the whole panel and hides the local differences
-        cross = crop_a * np.conj(crop_b)
-        offset = float(np.angle(np.sum(cross))) if np.abs(np.sum(cross)) > 0 else 0.0
-        phase = np.angle(cross * np.exp(-1j * offset))
-        blank = faint(amp_a) | faint(amp_b)
-        rows.append((f"{a.label} - {b.label}", amp_a - amp_b, np.where(blank, np.nan, phase),
-                     offset))
     if not rows:
         raise InputError("no pair of objects overlaps")
-    figure = new_figure(7.0, 3.0 * len(rows) + 0.6)
+    figure = new_figure(7.0, 3.2 * len(rows) + 0.6)
     axes = figure.subplots(len(rows), 2, squeeze=False)
-    for row, (label, d_amp, d_phase, offset) in enumerate(rows):
+    for row, (label, how, d_amp, d_phase, offset) in enumerate(rows):
         for col, (kind, image, note) in enumerate((
                 ("amplitude", d_amp, ""),
                 ("phase (rad)", d_phase, f"; offset {offset:+.3g} rad removed"))):
@@ -214,12 +201,12 @@ def _differences_figure(result: RunResult, evidence: Mapping[str, Any], out_dir:
             bound = peak if peak > 0 else 1.0
             shown = ax.imshow(image, cmap="RdBu_r", vmin=-bound, vmax=bound,
                               interpolation="nearest")
-            ax.set_title(f"{label}: {kind}\nmax |d| = {peak:.3g}{note}", fontsize=8)
+            ax.set_title(f"{label}: {kind}\n{how}\nmax |d| = {peak:.3g}{note}", fontsize=7)
             ax.set_xticks([])
             ax.set_yticks([])
             figure.colorbar(shown, ax=ax, shrink=0.8)
-    figure.suptitle(f"{result.case}: differences (no shift alignment; global phase offset "
-                    "removed)", fontsize=10)
+    figure.suptitle(f"{result.case}: differences\nbackend pairs on the same canvas, unaligned; "
+                    "vs truth as the L5 metrics scored it", fontsize=9)
     return save(figure, out_dir / "differences.png")
 
 

@@ -41,7 +41,7 @@ def test_npz_round_trip_is_identical(tmp_path):
         assert getattr(again.metadata, field) == getattr(container.metadata, field), field
     # stored provenance survives; the reader adds where it read from
     assert again.metadata.provenance["kind"] == "test"
-    assert again.metadata.provenance["source_file"] == str(path)
+    assert again.metadata.provenance["source_file"] == str(path.resolve())
     assert again.content_hash() == container.content_hash()
 
 
@@ -367,3 +367,27 @@ def test_counts_stored_as_amplitudes_are_refused_when_nphotons_is_recorded(tmp_p
     # Without a recorded count there is nothing to compare with: it is estimated from the data.
     unrecorded = _write_with(tmp_path / "unrecorded.npz", diffraction=amplitudes**2)
     assert "estimated" in read_npz(unrecorded).metadata.provenance["nphotons_note"]
+
+
+def test_source_file_is_recorded_as_an_absolute_path(tmp_path, monkeypatch):
+    """A relative path (``bad/x.npz``) was stored as given, useless once read from elsewhere."""
+    (tmp_path / "bad").mkdir()
+    _save(tmp_path / "bad" / "x.npz", **_ptychopinn_arrays())
+    monkeypatch.chdir(tmp_path)
+    container = read_npz("bad/x.npz", nphotons=1e5)
+    assert container.metadata.provenance["source_file"] == str((tmp_path / "bad" / "x.npz")
+                                                               .resolve())
+
+
+def test_a_real_object_is_promoted_with_a_note_like_a_real_probe(tmp_path):
+    """A real probe got a provenance note, a real objectGuess was promoted silently."""
+    arrays = _ptychopinn_arrays()
+    arrays["probeGuess"] = np.abs(arrays["probeGuess"]).astype(np.float32)
+    arrays["objectGuess"] = np.abs(arrays["objectGuess"]).astype(np.float64)
+    provenance = read_npz(_save(tmp_path / "real.npz", **arrays), nphotons=1e5).metadata.provenance
+    assert provenance["probe_note"] == "real probe promoted to complex64"
+    assert provenance["object_note"] == "real object promoted to complex64"
+    complex_object = read_npz(_save(tmp_path / "complex.npz", **_ptychopinn_arrays()),
+                              nphotons=1e5)
+    assert complex_object.object_truth.dtype == np.complex64
+    assert "object_note" not in complex_object.metadata.provenance

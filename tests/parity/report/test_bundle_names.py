@@ -45,3 +45,16 @@ def test_bundle_file_path_reads_backslashes_and_refuses_escapes_and_reserved_nam
     for name in BUNDLE_FILES:
         with pytest.raises(ValueError, match="written by commit"):
             bundle_file_path(name)
+
+
+def test_a_unicode_case_name_stays_readable() -> None:
+    """A container metadata name ``échantillon_α`` became ``chantillon__``: every non-ASCII
+    letter was replaced by ``_`` (and the leading one stripped)."""
+    assert bundle_name(STAMP, "échantillon_α") == f"{STAMP}_échantillon_α"
+    # decomposed input (e + combining acute, as macOS file names come) is composed first
+    assert case_directory_part("e\u0301chantillon") == "échantillon"
+    assert case_directory_part("проба 2/ü²") == "проба_2_ü²"
+    # separators, controls and other punctuation are still replaced, leading ones stripped
+    assert case_directory_part("_/α\\β\x00γ:δ*") == "α_β_γ_δ_"
+    with pytest.raises(ValueError, match="expected letters or digits"):
+        case_directory_part("._\u200b")  # a zero-width space is not a letter

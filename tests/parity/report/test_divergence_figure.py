@@ -184,6 +184,30 @@ def test_a_long_flattened_vector_is_binned_with_its_bound_and_share_out(
     assert "in 400 bins" in bottom.get_xlabel()
 
 
+def test_the_allowed_share_is_visible_next_to_bins_that_are_all_out(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The L3 pooled weights: bins whose share out is near 1 on a linear axis put the allowed
+    0.001 on the x axis, where it could not be seen."""
+    rng = np.random.default_rng(2)
+    expected = rng.standard_normal(50_000)
+    actual = expected.copy()
+    actual[:20_000] += 1.0  # 40 % of the elements out, whole bins at share 1
+    figure = _drawn(monkeypatch, tmp_path,
+                    _measured_fail("L3", "stepped", "FAIL", max_fraction=1e-3), expected, actual)
+    bottom = figure.axes[1]
+    assert bottom.get_yscale() == "log"
+    low, high = bottom.get_ylim()
+    (allowed,) = [line for line in bottom.get_lines()
+                  if line.get_label() == "allowed overall (0.001)"]
+    height = float(np.log(allowed.get_ydata()[0] / low) / np.log(high / low))
+    # the allowed share sits well above the x axis (it sat at 0.001 / 1.1 of the axis height)
+    # and well below the bins at share 1; 0.1 of the axis height is tens of pixels
+    assert 0.1 < height < 0.9, (low, high, height)
+    share = next(p for p in bottom.patches if p.get_label() != "allowed overall (0.001)")
+    heights = share.get_path().vertices[:, 1]
+    assert heights.max() == pytest.approx(1.0) and heights.min() >= low
+
+
 def test_a_channels_first_feature_map_is_drawn_as_a_spatial_plane() -> None:
     """(batch, 128, 8, 8) was drawn as a 128 x 8 strip across channels, unreadably thin."""
     expected = np.zeros((4, 128, 8, 8))
