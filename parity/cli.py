@@ -139,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
                                "default: CASE.npz; needs --write")
     fixtures.add_argument("--seed", type=int, default=None,
                           help="seed of the case (>= 0, default 0; recorded in the file's "
-                               "_metadata); needs --write")
+                               "_metadata as provenance.fixture_seed); needs --write")
     fixtures.add_argument("--force", action="store_true",
                           help="replace an existing output file (default: refuse); needs --write")
     fixtures.set_defaults(func=cmd_fixtures)

@@ -41,4 +41,4 @@ def test_fixtures_options_without_write_are_usage_errors(argv, named, tmp_path, 
 def test_fixtures_records_the_seed_given(tmp_path, capsys):
     target = tmp_path / "s3.npz"
     assert main(["fixtures", "--write", "small", "--seed", "3", "-o", str(target)]) == 0
-    assert read_npz(target).metadata.seed == 3
+    assert read_npz(target).metadata.provenance["fixture_seed"] == 3
