@@ -24,6 +24,7 @@ __all__ = [
     "independent_checks",
     "reconstruction_warnings",
     "score_against_truth",
+    "scored_region",
     "trusted_box",
     "truth_region",
 ]
@@ -75,10 +76,18 @@ def score_against_truth(truth: np.ndarray, obj: np.ndarray, origin_px: Sequence[
     """
     from parity.truth_evaluation import RECOMMENDED_AMPLITUDE_FLOOR_FRACTION, evaluate_against_truth
 
-    crop_truth, recon, covered = truth_region(truth, np.asarray(obj), origin_px)
-    rows, cols = trusted_box(covered, margin=model.stitch_crop_px // 2)
-    return evaluate_against_truth(crop_truth[rows, cols], recon[rows, cols],
+    crop_truth, recon, box = scored_region(truth, obj, origin_px, model.stitch_crop_px)
+    return evaluate_against_truth(crop_truth[box], recon[box],
                                   amplitude_floor_fraction=RECOMMENDED_AMPLITUDE_FLOOR_FRACTION)
+
+
+def scored_region(truth: np.ndarray, obj: np.ndarray, origin_px: Sequence[int],
+                  stitch_crop_px: int) -> tuple[np.ndarray, np.ndarray, tuple[slice, slice]]:
+    """The region L5 scores: the truth and ``obj`` (placed at ``origin_px`` ``(x0, y0)``) cut to
+    their common region (:func:`truth_region`), and the box inside it trimmed by
+    ``stitch_crop_px // 2`` (:func:`trusted_box`). Returns ``(crop_truth, crop_obj, box)``."""
+    crop_truth, recon, covered = truth_region(truth, np.asarray(obj), origin_px)
+    return crop_truth, recon, trusted_box(covered, margin=stitch_crop_px // 2)
 
 
 def data_consistency(obj: np.ndarray, origin_px: Sequence[int], container: Container,

@@ -9,12 +9,13 @@ reported next to the scores. Conventions are those of :mod:`parity.alignment`.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from parity.alignment import (
+    PhaseFit,
     align_shift_and_phase,
     apply_alignment,
     fit_amplitude_scale,
@@ -31,6 +32,7 @@ __all__ = [
     "NO_STRUCTURE_CORRELATION",
     "RECOMMENDED_AMPLITUDE_FLOOR_FRACTION",
     "UNRELIABLE_REGISTRATION_ERROR",
+    "deramp_and_shift",
     "evaluate_against_truth",
     "evaluation_warnings",
     "pearson_correlation",
@@ -115,6 +117,13 @@ def pearson_correlation(reference: np.ndarray, test: np.ndarray) -> float | None
     ref, rec = ref - ref.mean(), rec - rec.mean()
     norm = math.sqrt(float(np.sum(ref**2)) * float(np.sum(rec**2)))
     return None if norm == 0 else float(np.sum(ref * rec) / norm)
+
+
+def deramp_and_shift(recon: np.ndarray, fit: PhaseFit, shift_px: Sequence[float]) -> np.ndarray:
+    """A reconstruction brought onto the truth by a fitted alignment: the phase ramp and offset
+    ``fit`` off on the reconstruction's own grid first, then the sub-pixel ``shift_px``
+    ``(dy, dx)`` (the order :func:`parity.alignment.align_shift_and_phase` fits them in)."""
+    return apply_alignment(apply_alignment(recon, phase=fit), shift_px=shift_px)
 
 
 def evaluate_against_truth(truth: np.ndarray, recon: np.ndarray, *,
@@ -204,8 +213,7 @@ def evaluate_against_truth(truth: np.ndarray, recon: np.ndarray, *,
     rows, cols = valid_region(ref.shape, shift.shift_px)
     region = np.zeros(ref.shape, dtype=bool)
     region[rows, cols] = True
-    # Ramp off on the reconstruction's own grid first, then the shift (see align_shift_and_phase).
-    deramped = apply_alignment(apply_alignment(rec, phase=fit), shift_px=shift.shift_px)
+    deramped = deramp_and_shift(rec, fit, shift.shift_px)
     scale = fit_amplitude_scale(ref, deramped, weights=weights * region)
     aligned = deramped[rows, cols] / scale
     ref = ref[rows, cols]

@@ -19,9 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from parity.alignment import PhaseFit, apply_alignment
-from parity.evaluation import trusted_box, truth_region  # the L5 crop itself, not a copy
+from parity.alignment import PhaseFit
+from parity.evaluation import scored_region  # the L5 crop and alignment themselves, not copies
 from parity.report._plotting import DRAWN_NOTE, InputError
+from parity.truth_evaluation import deramp_and_shift
 
 __all__ = ["TRUTH", "Placed", "TruthView", "aligned_objects", "aligned_to_truth", "common",
            "difference_pairs", "recorded_alignment", "truth_views"]
@@ -146,8 +147,8 @@ def aligned_to_truth(truth: np.ndarray, recon: Placed, alignment: Mapping[str, A
 
     Notes
     -----
-    ``aligned = apply_alignment(apply_alignment(box, phase=fit), shift_px=shift)[rows, cols]
-    / scale``, in the order of :func:`~parity.truth_evaluation.evaluate_against_truth`.
+    ``aligned = deramp_and_shift(box, fit, shift)[rows, cols] / scale``, as
+    :func:`~parity.truth_evaluation.evaluate_against_truth` computes it.
     """
     try:
         fit = PhaseFit(float(alignment["phase_offset_rad"]),
@@ -161,11 +162,10 @@ def aligned_to_truth(truth: np.ndarray, recon: Placed, alignment: Mapping[str, A
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"{recon.label}: the recorded alignment is malformed ({exc!r})") from exc
     try:
-        crop_truth, crop_recon, covered = truth_region(truth, recon.values, (recon.x0, recon.y0))
-        box = trusted_box(covered, margin=stitch_crop_px // 2)
+        crop_truth, crop_recon, box = scored_region(truth, recon.values, (recon.x0, recon.y0),
+                                                    stitch_crop_px)
         scored_truth = crop_truth[box][kept]
-        aligned = apply_alignment(apply_alignment(crop_recon[box], phase=fit),
-                                  shift_px=(dy, dx))[kept] / scale
+        aligned = deramp_and_shift(crop_recon[box], fit, (dy, dx))[kept] / scale
     except ValueError as exc:
         raise InputError(f"{recon.label}: cannot rebuild the L5 view ({exc})") from exc
     if aligned.shape != evaluated:

@@ -86,3 +86,16 @@ def test_reconstruction_warnings_name_the_backend_and_leave_good_ones_alone() ->
                        metrics=metrics)
     assert list(result.warnings) == warnings  # and so in report.json and summary.md
     assert result.to_dict()["warnings"] == warnings
+
+
+def test_scored_region_trims_half_a_crop_inside_the_covered_box() -> None:
+    """The region L5 scores (and the figures draw): an object placed 2 px into a 12x12 truth,
+    covering 8x8 px, loses stitch_crop_px // 2 = 1 px on each side."""
+    from parity.evaluation import scored_region
+
+    truth = np.arange(144, dtype=np.complex128).reshape(12, 12)
+    obj = np.ones((8, 8), dtype=np.complex64)
+    crop_truth, crop_obj, box = scored_region(truth, obj, (2, 2), stitch_crop_px=2)
+    assert crop_truth.shape == crop_obj.shape == (8, 8)
+    assert box == (slice(1, 7), slice(1, 7))
+    np.testing.assert_array_equal(crop_truth[box], truth[3:9, 3:9])  # exact: a crop, no arithmetic

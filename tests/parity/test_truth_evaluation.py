@@ -221,3 +221,16 @@ def test_a_flat_reconstruction_warns_it_is_no_better_than_a_constant() -> None:
     assert failed.startswith(f"registration to the truth failed: error 0.93 >= "
                              f"{UNRELIABLE_REGISTRATION_ERROR}")
     assert "(dy, dx) = (15.3, -0.44) px" in failed
+
+
+def test_deramp_and_shift_removes_the_ramp_before_the_shift() -> None:
+    """A zero fit and zero shift leave the reconstruction as it is; a pure offset is taken off
+    (phase back to 0 within 1e-12 rad, float64)."""
+    from parity.alignment import PhaseFit
+    from parity.truth_evaluation import deramp_and_shift
+
+    recon = np.exp(1j * 0.3) * np.ones((6, 6))
+    same = deramp_and_shift(recon, PhaseFit(0.0, 0.0, 0.0), (0.0, 0.0))
+    np.testing.assert_allclose(same, recon, rtol=0, atol=1e-12)
+    flat = deramp_and_shift(recon, PhaseFit(0.3, 0.0, 0.0), (0.0, 0.0))
+    np.testing.assert_allclose(np.angle(flat), 0.0, rtol=0, atol=1e-12)
