@@ -68,11 +68,15 @@ def forward_tasks(levels: Iterable[str]) -> tuple[str, ...]:
     """The forward stages (``physics``, ``network``) a run computes for ``levels``.
 
     L1 and L2 judge their values; L0 judges their layouts (shape, dtype kind, keys), so it needs
-    both outputs too, even when L1 and L2 are not asked for (both are cheap forward passes).
+    both outputs too, even when L1 and L2 are not asked for (both are cheap forward passes). L3
+    needs the network's max-pool inputs (same weights and batch): they tell a pool winner that
+    float32 rounding flipped from a routing bug (:func:`parity.ladder.pool_routing`); without
+    them, ``--levels L3`` alone judged such gradients strictly and reported a divergence.
     """
     wanted = set(levels)
-    return tuple(task for task, level in (("physics", "L1"), ("network", "L2"))
-                 if wanted & {"L0", level})
+    return tuple(task for task, needed_by in (("physics", {"L0", "L1"}),
+                                              ("network", {"L0", "L2", "L3"}))
+                 if wanted & needed_by)
 
 
 def backend_tasks(plan: RunPlan, files: Mapping[str, str], *,

@@ -149,9 +149,9 @@ def collect_checks(plan: RunPlan, data: PreparedData, oracle: Any,
             checks.extend(pool_input_checks(judge, "L2", backend, baseline, ours, base,
                                             stage_prefix="pair."))
         if "L3" in levels:
-            # The L2 pool inputs (same batch and weights) tell a max-pool winner flipped by
-            # float32 rounding from a routing bug; without the network outputs (computed for L0
-            # or L2: parity.jobs.forward_tasks) the gradients are judged strictly.
+            # The L2 pool inputs (same batch and weights; computed whenever L3 runs:
+            # parity.jobs.forward_tasks) tell a max-pool winner flipped by float32 rounding from
+            # a routing bug; where a backend failed to produce them, gradients are judged strictly.
             routing = pool_routing(judge, outputs[backend].get("network", {}),
                                    outputs[baseline].get("network", {}),
                                    expected.get("network", {}))

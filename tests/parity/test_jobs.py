@@ -60,6 +60,10 @@ FILES = {name: f"../inputs/{name}.npz" for name in
       "train_steps_noise", "train_steps_noise_1", "train_steps_noise_2", "loss_and_grads_noise",
       "train"],
      ["effective_config", "physics", "network", "loss_and_grads", "train_steps", "train"]),
+    # L3 alone still runs the network forward: its pool inputs tell a max-pool winner flipped by
+    # rounding from a routing bug (n128 grouped with seed 4 failed at 360x its noise floor).
+    (("L3",), (), ["effective_config", "network", "loss_and_grads", "loss_and_grads_noise"],
+     ["effective_config", "network", "loss_and_grads"]),
     (("L5",), (3, 5), ["effective_config", "train", "train_seed5"],
      ["effective_config", "train", "train_seed5"]),
 ])
@@ -80,4 +84,6 @@ def test_backend_tasks_follow_the_levels(levels, seeds, baseline_tasks, other_ta
                       "train_steps_noise_1": FILES["weights_perturbed_1"],
                       "train_steps_noise_2": FILES["weights_perturbed_2"],
                       "loss_and_grads_noise": FILES["weights_perturbed"]}
-                     if {"L3", "L4"} <= set(levels) else {})
+                     if {"L3", "L4"} <= set(levels) else
+                     {"loss_and_grads_noise": FILES["weights_perturbed"]} if "L3" in levels
+                     else {})
