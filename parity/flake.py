@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from parity.judge import fraction_rule_applies
+from parity.judge import fraction_rule_applies, norm_rule_applies
 from parity.results import jsonable
 
 __all__ = ["RULES", "FlakeReport", "add_flake_command", "run_flake"]
@@ -25,9 +25,12 @@ __all__ = ["RULES", "FlakeReport", "add_flake_command", "run_flake"]
 #: How :func:`_ratio` measured a check -> what its ratio is, for the report. ``bound``: the worst
 #: element's error over its own bound ``atol + rtol |expected|``; ``fraction``: a tolerance with a
 #: ``max_fraction`` that some elements exceeded passes while the fraction of elements out stays
-#: within it (:class:`parity.judge.Judge`), so the ratio is that fraction over the allowed one.
+#: within it (:class:`parity.judge.Judge`), so the ratio is that fraction over the allowed one;
+#: ``norm``: a tolerance with a ``max_relative_rmse`` passes such a check while the whole array's
+#: relative RMS error stays within it.
 RULES: dict[str, str] = {"bound": "max error / bound",
-                         "fraction": "fraction out / allowed fraction"}
+                         "fraction": "fraction out / allowed fraction",
+                         "norm": "relative RMS error / allowed"}
 
 
 @dataclass(frozen=True)
@@ -87,17 +90,28 @@ def _ratio(check: Any) -> tuple[float, str] | None:
     comparison's ``worst[0].excess``; 0 when every element matched exactly). ``fraction``: when
     some element is out (excess > 1) and the tolerance allows a fraction of elements out
     (:func:`parity.judge.fraction_rule_applies`), that rule decides the verdict, so the ratio is
-    ``fraction_out / max_fraction``. None for a check that is not elementwise (configs, curves,
-    metrics) or a non-finite ratio.
+    ``fraction_out / max_fraction``. ``norm``: likewise with a norm-wise bound
+    (:func:`parity.judge.norm_rule_applies`), ``relative_rmse / max_relative_rmse``. Where both
+    rules apply, the judge passes on either, so the ratio is the smaller. None for a check that
+    is not elementwise (configs, curves, metrics) or a non-finite ratio.
     """
     measured = check.measured or {}
     if "max_abs_error" not in measured or "worst" not in measured:
         return None
     worst = measured["worst"]
     excess = float(worst[0]["excess"]) if worst else 0.0
-    allowed = float((check.tolerance or {}).get("max_fraction") or 0.0)
-    if excess > 1.0 and fraction_rule_applies(measured, allowed):
-        return float(measured["fraction_out"]) / allowed, "fraction"
+    if excess <= 1.0:
+        return (excess, "bound") if math.isfinite(excess) else None
+    tolerance = check.tolerance or {}
+    allowed = float(tolerance.get("max_fraction") or 0.0)
+    norm = tolerance.get("max_relative_rmse")
+    rules = []
+    if fraction_rule_applies(measured, allowed):
+        rules.append((float(measured["fraction_out"]) / allowed, "fraction"))
+    if norm_rule_applies(measured, norm) and norm:
+        rules.append((float(measured["relative_rmse"]) / float(norm), "norm"))
+    if rules:
+        return min(rules)
     return (excess, "bound") if math.isfinite(excess) else None
 
 

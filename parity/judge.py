@@ -13,7 +13,7 @@ from parity.divergences import DivergenceRegistry
 from parity.results import FIRST_DIVERGENCE_EVIDENCE, Check, jsonable
 from parity.tolerances import Tolerance, ToleranceTable
 
-__all__ = ["Judge", "fraction_rule_applies"]
+__all__ = ["Judge", "fraction_rule_applies", "norm_rule_applies"]
 
 
 def fraction_rule_applies(measured: Mapping[str, Any], max_fraction: float) -> bool:
@@ -21,6 +21,15 @@ def fraction_rule_applies(measured: Mapping[str, Any], max_fraction: float) -> b
     comparison (``measured``: :meth:`ArrayComparison.to_dict`): it allows some, the comparison
     counted its elements out, the kinds match, and no NaN/inf is unmatched (never forgiven)."""
     return (max_fraction > 0 and measured.get("fraction_out") is not None
+            and measured.get("kind_ok", True)
+            and measured.get("nonfinite_mismatch") in (0, None))
+
+
+def norm_rule_applies(measured: Mapping[str, Any], max_relative_rmse: float | None) -> bool:
+    """Whether a tolerance's norm-wise bound (``max_relative_rmse``) can decide a comparison
+    (``measured``: :meth:`ArrayComparison.to_dict`): it has one, the comparison measured the
+    relative RMS error, the kinds match, and no NaN/inf is unmatched (never forgiven)."""
+    return (max_relative_rmse is not None and measured.get("relative_rmse") is not None
             and measured.get("kind_ok", True)
             and measured.get("nonfinite_mismatch") in (0, None))
 
@@ -53,7 +62,7 @@ class Judge:
 
     def _evaluate(self, expected: np.ndarray, actual: np.ndarray, *, name: str, rtol: float,
                   atol: float, atol_scale: str, max_fraction: float,
-                  min_cosine: float | None,
+                  min_cosine: float | None, max_relative_rmse: float | None = None,
                   group_max_abs: float | None = None) -> tuple[bool, dict[str, Any]]:
         expected = np.asarray(expected)
         actual = np.asarray(actual)
@@ -71,6 +80,10 @@ class Judge:
         if (not passed and fraction_rule_applies(measured, max_fraction)
                 and measured["fraction_out"] <= max_fraction):
             passed = True
+        if (not passed and norm_rule_applies(measured, max_relative_rmse)
+                and measured["relative_rmse"] <= max_relative_rmse):
+            passed = True
+            measured["norm_rule"] = True  # the message says which rule decided
         if min_cosine is not None:
             cosine = measured.get("cosine_similarity")
             if cosine is None or cosine < min_cosine:
@@ -115,7 +128,7 @@ class Judge:
         passed, measured = self._evaluate(
             expected, actual, name=f"{stage}.{quantity}", rtol=tol.rtol, atol=tol.atol,
             atol_scale=tol.atol_scale, max_fraction=tol.max_fraction, min_cosine=tol.min_cosine,
-            group_max_abs=group_max_abs)
+            max_relative_rmse=tol.max_relative_rmse, group_max_abs=group_max_abs)
         allowance = self.registry.find(backend=backend, level=level, stage=stage,
                                        quantity=quantity, device=self.device)
         verdict = "pass" if passed else "fail"
@@ -164,6 +177,11 @@ class Judge:
             if value is not None:
                 parts.append(f"{key}={value:.3g}")
         bound = f"rtol={tol.get('rtol')}, atol={measured.get('atol_effective', tol.get('atol')):.3g}"
+        if verdict == "pass" and measured.get("norm_rule"):
+            return (f"PASS norm-wise: relative RMS error {measured['relative_rmse']:.3g} <= "
+                    f"{tol.get('max_relative_rmse'):g}; {measured.get('count_out')} of "
+                    f"{measured.get('size')} elements beyond the elementwise bound: "
+                    f"{', '.join(parts)} (tolerance {bound})")
         return f"{verdict.upper()}: {', '.join(parts)} (tolerance {bound})"
 
     def exact(self, *, level: str, stage: str, quantity: str, backend: str, reference: str,

@@ -60,6 +60,12 @@ class Tolerance:
         Also require cosine similarity >= this (gradients).
     max_fraction : float
         Fraction of elements allowed outside the elementwise bound (0: none).
+    max_relative_rmse : float or None
+        A norm-wise bound (gradients): a check that fails the elementwise bound still passes when
+        the whole array agrees, ``||actual - expected|| / ||expected|| <=`` this (and the cosine
+        bound holds). A ReLU whose input float32 rounding puts on the other side of zero moves
+        single elements of a gradient, and most of all a bias gradient, a sum that cancels far
+        below its terms; a port bug moves the array as a whole.
     noise_factor : float or None
         Chaotic stages (L4): a check that fails the bound above still passes when the backends
         differ by at most this many times the baseline's own noise floor, measured in the same
@@ -83,6 +89,7 @@ class Tolerance:
     max_fraction: float = 0.0
     calibration: str = ""
     noise_factor: float | None = None
+    max_relative_rmse: float | None = None
 
     def __post_init__(self) -> None:
         where = f"tolerance {self.key}"
@@ -98,6 +105,9 @@ class Tolerance:
             check_number(self, "min_cosine", where=where, low=-1.0, high=1.0)
         if self.noise_factor is not None:
             check_number(self, "noise_factor", where=where, low=1.0)
+        if self.max_relative_rmse is not None:
+            check_number(self, "max_relative_rmse", where=where, low=0.0, high=1.0,
+                         high_open=True)
         if self.atol_scale not in ATOL_SCALES:
             raise ValueError(f"tolerance {self.key}: atol_scale {self.atol_scale!r}; expected "
                              f"one of {', '.join(ATOL_SCALES)}")

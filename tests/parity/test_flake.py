@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,22 @@ def test_a_check_passed_by_its_allowed_fraction_is_measured_by_that_fraction() -
     # nothing out: the worst element against its bound, as without a max_fraction
     ratio, rule = _ratio(_check(expected, actual * 0.5, rtol=0.0, atol=1e-3, max_fraction=0.01))
     assert rule == "bound" and ratio == pytest.approx(0.205, rel=1e-9)
+
+
+def test_a_check_passed_norm_wise_is_measured_by_its_relative_rms_error() -> None:
+    """An L3 gradient with one element beyond the elementwise bound passes norm-wise
+    (``max_relative_rmse``): its ratio is relative RMS error over the allowed one, the smaller
+    of the two rules where the tolerance also allows a fraction out."""
+    expected = np.full(100, 10.0)
+    actual = expected.copy()
+    actual[7] += 0.5  # 50x over atol 1e-2; relative RMS error 0.5 / 100 = 5e-3
+    check = _check(expected, actual, rtol=0.0, atol=1e-2)
+    norm_only = dataclasses.replace(check, tolerance={**check.tolerance,
+                                                      "max_relative_rmse": 1e-2})
+    ratio, rule = _ratio(norm_only)
+    assert rule == "norm" and ratio == pytest.approx(5e-3 / 1e-2, rel=1e-9)
+    both = dataclasses.replace(norm_only, tolerance={**norm_only.tolerance, "max_fraction": 0.1})
+    assert _ratio(both) == (pytest.approx(0.01 / 0.1, rel=1e-9), "fraction")
 
 
 def _report() -> FlakeReport:

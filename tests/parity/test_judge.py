@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from parity.divergences import load_registry
-from parity.judge import Judge, fraction_rule_applies
+from parity.judge import Judge, fraction_rule_applies, norm_rule_applies
 from parity.results import FIRST_DIVERGENCE_EVIDENCE
 from parity.tolerances import load_table
 
@@ -85,3 +85,40 @@ def test_nan_against_nan_compares_nothing_and_never_passes() -> None:
 def test_the_allowed_fraction_rule_applies_only_where_it_can_decide(measured, max_fraction,
                                                                    applies):
     assert fraction_rule_applies(measured, max_fraction) is applies
+
+
+@pytest.mark.parametrize(("measured", "bound", "applies"), [
+    ({"relative_rmse": 1e-4, "nonfinite_mismatch": 0}, 2e-3, True),
+    ({"relative_rmse": 1e-4, "nonfinite_mismatch": 0}, None, False),  # no norm-wise bound
+    ({"relative_rmse": 1e-4, "nonfinite_mismatch": 1}, 2e-3, False),  # NaN is never forgiven
+    ({"relative_rmse": 1e-4, "kind_ok": False}, 2e-3, False),  # complex vs real
+    ({"relative_rmse": None, "nonfinite_mismatch": 0}, 2e-3, False),  # zero reference norm
+])
+def test_the_norm_rule_applies_only_where_it_can_decide(measured, bound, applies):
+    assert norm_rule_applies(measured, bound) is applies
+
+
+def test_a_gradient_with_one_element_moved_by_a_relu_kink_passes_norm_wise() -> None:
+    """n128 grouped with seed 9: a ReLU input rounded across zero moved one element of
+    encoder.block2.conv0.bias (128 elements, RMS ~18, its layer's largest gradient 54) by 0.15,
+    30x the elementwise bound's atol (1e-4 * 54) and 300x the jitter floor; relative RMS error
+    7.2e-4 for the array."""
+    judge = _judge()
+    rng = np.random.default_rng(9)
+    expected, layer_max = rng.normal(0.0, 18.0, 128), 54.0
+    actual = expected * (1 + rng.normal(0.0, 1e-6, expected.shape))
+    actual[98] += 0.15
+    key = {"level": "L3", "stage": "grad", "quantity": "encoder.block2.conv0.bias",
+           "backend": "torch", "reference": "tensorflow", "group_max_abs": layer_max}
+    check = judge.compare(**key, expected=expected, actual=actual)
+    assert 5e-4 < check.measured["relative_rmse"] < 1e-3  # the measured case, reproduced
+    assert check.verdict == "pass", check.message
+    assert check.message.startswith("PASS norm-wise: relative RMS error")
+    assert "1 of 128 elements beyond the elementwise bound" in check.message
+    # the same array scaled by 1 % (a wrong loss weight): every element out, and norm-wise out
+    scaled = judge.compare(**key, expected=expected, actual=expected * 1.01)
+    assert scaled.verdict == "fail" and scaled.measured["relative_rmse"] > 2e-3
+    # a NaN where the baseline has a number is never forgiven, however small the rest
+    nan = actual.copy()
+    nan[3] = np.nan
+    assert judge.compare(**key, expected=expected, actual=nan).verdict == "fail"
