@@ -251,7 +251,8 @@ def _write_stage_inputs(plan: RunPlan, data: PreparedData, inputs_dir: Path, ora
     Returns the input files by name (``data``, ``physics``, ``weights``, ``batch``, ``batches``,
     ``weights_perturbed``, ``weights_perturbed_1`` ..., as :func:`parity.jobs.backend_tasks`
     names them) and the oracle's outputs per forward task (``physics``, ``network``:
-    :func:`parity.jobs.forward_tasks`, at L1, L2 and L0).
+    :func:`parity.jobs.forward_tasks`, at L1, L2 and L0), with, at L3, the ``initial_weights``
+    the Adam steps start from (:func:`parity.ladder_training.adam_step_check`).
     """
     levels = set(plan.levels)
     forward = forward_tasks(levels)
@@ -267,6 +268,8 @@ def _write_stage_inputs(plan: RunPlan, data: PreparedData, inputs_dir: Path, ora
         weights = initial_weights(model, seed=plan.seed)
         batch = network_batch(data)
         files["weights"] = save_input(inputs_dir / "weights.npz", weights)
+        if "L3" in levels:  # each backend's Adam step is judged from these and its own gradients
+            expected["initial_weights"] = weights
         files["batch"] = save_input(inputs_dir / "batch.npz", batch)
         if "network" in forward:
             expected["network"] = oracle.network_forward(model, weights, batch)

@@ -1,11 +1,13 @@
 """The checks of the training ladder stages, L3-L5, from the backends' outputs (framework-free).
 
 :mod:`parity.run_checks` calls these for each backend against the baseline: ``level3_checks``
-(loss, gradients per layer, one Adam step pooled), ``level4_checks`` (k training steps, against
-the baseline's own noise floor, :func:`within_noise_floor`) and ``level5_same_weights`` (the
-baseline's trained weights through the other pipeline). ``pooled_weights`` judges the weights
-after Adam steps as one check over the network (L3 and L4). A stage either backend did not
-produce becomes an ``error`` check (:func:`parity.ladder.missing_check`).
+(loss, gradients per layer), ``level4_checks`` (k training steps, against the baseline's own
+noise floor, :func:`within_noise_floor`) and ``level5_same_weights`` (the baseline's trained
+weights through the other pipeline); and for every backend, the baseline included,
+``adam_step_check`` (its one Adam step against Keras's rule applied to its own gradients,
+:mod:`parity.oracle.optim`). ``pooled_weights`` judges weights as one check over the network
+(L3 and L4). A stage a backend did not produce becomes an ``error`` check
+(:func:`parity.ladder.missing_check`).
 """
 
 from __future__ import annotations
@@ -17,14 +19,16 @@ from typing import Any
 
 import numpy as np
 
+from parity.config import TrainConfig
 from parity.jobs import l4_noise_reruns
 from parity.judge import Judge
 from parity.ladder import PoolRouting, missing_check
+from parity.oracle.optim import adam_first_step
 from parity.results import Check
 from parity.runner import BackendOutcome
 
-__all__ = ["level3_checks", "level4_checks", "level5_same_weights", "pooled_weights",
-           "within_noise_floor"]
+__all__ = ["adam_step_check", "level3_checks", "level4_checks", "level5_same_weights",
+           "pooled_weights", "within_noise_floor"]
 
 
 def _paired(level: str, task: str, backend: str, baseline: str,
@@ -45,7 +49,12 @@ _ENCODER_BLOCK = re.compile(r"^encoder\.block(\d+)\.")
 def level3_checks(judge: Judge, backend: str, baseline: str,
                   outcomes: Mapping[str, BackendOutcome], outputs: Mapping[str, Any], *,
                   routing: PoolRouting | None = None) -> list[Check]:
-    """L3: loss, gradients (per layer scale) and the weights after one Adam step (pooled).
+    """L3: loss and gradients (per layer scale), against the baseline.
+
+    The weights after the one Adam step are not compared between the backends: Adam turns
+    float32 noise in a gradient near zero into a step of up to +-lr, so they differ wherever the
+    gradients do by rounding. Each backend's step is judged instead against Keras's rule applied
+    to its own gradients (:func:`adam_step_check`); the gradients are compared here.
 
     A gradient that fails its bound passes when the backends differ by at most the tolerance's
     ``noise_factor`` times the baseline's own spread from jittered weights
@@ -102,8 +111,40 @@ def level3_checks(judge: Judge, backend: str, baseline: str,
             check = dataclasses.replace(
                 check, message=f"{check.message}; {note}" if check.message else note)
         checks.append(check)
-    checks.extend(pooled_weights(judge, "L3", "stepped", backend, baseline, base, ours))
     return checks
+
+
+def adam_step_check(judge: Judge, backend: str, outcome: BackendOutcome,
+                    outputs: Mapping[str, Any], initial_weights: Mapping[str, np.ndarray],
+                    train: TrainConfig) -> list[Check]:
+    """L3: ``backend``'s weights after its one Adam step (``stepped/<name>``) against Keras's
+    Adam rule applied in float64 to the same starting weights and the backend's OWN gradients
+    (``grad/<name>``, :func:`parity.oracle.optim.adam_first_step`), all arrays pooled.
+
+    Exact up to float32 arithmetic whatever the gradients are, so a wrong epsilon (or its
+    placement), learning rate, beta or update rule shows on any backend, the baseline included,
+    while the gradients themselves are compared between the backends (:func:`level3_checks`).
+    The atol scales with the largest update of the network (``group_max_abs``: ~lr).
+    """
+    ours = outputs[backend].get("loss_and_grads", {})
+    if not ours:
+        return [missing_check("L3", "adam_step", backend, "oracle", outcome, "loss_and_grads")]
+    names = sorted(initial_weights)
+    misshapen = [f"grad/{n}" for n in names
+                 if np.shape(ours.get(f"grad/{n}")) != np.shape(initial_weights[n])]
+    if misshapen:
+        return [Check("L3", "adam_step", key.split("/", 1)[1], backend, "oracle", "fail",
+                      message=f"{backend} returned {key} with shape "
+                              f"{np.shape(ours[key]) if key in ours else None}; expected "
+                              f"{np.shape(initial_weights[key.split('/', 1)[1]])}")
+                for key in misshapen]
+    stepped = adam_first_step(initial_weights, {n: ours[f"grad/{n}"] for n in names}, train)
+    updates = np.concatenate([np.ravel(stepped[n] - np.asarray(initial_weights[n], np.float64))
+                              for n in names])
+    largest = float(np.max(np.abs(updates[np.isfinite(updates)]), initial=0.0))
+    return pooled_weights(judge, "L3", "adam_step", backend, "oracle",
+                          {f"stepped/{n}": stepped[n] for n in names}, ours,
+                          prefix="stepped/", group_max_abs=largest)
 
 
 def _locate_pooled(measured: Mapping[str, Any], keys: list[str],
@@ -125,15 +166,18 @@ def _locate_pooled(measured: Mapping[str, Any], keys: list[str],
 
 
 def pooled_weights(judge: Judge, level: str, stage: str, backend: str, baseline: str,
-                   base: Mapping[str, np.ndarray], ours: Mapping[str, np.ndarray]) -> list[Check]:
-    """Weights after Adam steps (``<stage>/<name>`` arrays) as ONE check over the network.
+                   base: Mapping[str, np.ndarray], ours: Mapping[str, np.ndarray], *,
+                   prefix: str | None = None,
+                   group_max_abs: float | None = None) -> list[Check]:
+    """Weights after Adam steps (``<prefix><name>`` arrays, ``prefix`` ``<stage>/`` unless given)
+    as ONE check over the network; ``group_max_abs``: the scale of a ``group_max_abs`` tolerance.
 
     Adam turns float noise in a ~0 gradient into a full step of +-lr, so a handful of elements of
     the whole network may differ (the tolerance's ``max_fraction``); judged per array, one such
     element of a 32-element bias would already be 3 %. A missing or reshaped array fails on its
     own; the message of the pooled check names the worst array.
     """
-    prefix = f"{stage}/"
+    prefix = prefix or f"{stage}/"
     keys = sorted(k for k in base if k.startswith(prefix))
     missing = [k for k in keys if k not in ours or np.shape(ours[k]) != np.shape(base[k])]
     checks = [Check(level, stage, key.split("/", 1)[1], backend, baseline, "fail",
@@ -146,7 +190,8 @@ def pooled_weights(judge: Judge, level: str, stage: str, backend: str, baseline:
     expected = np.concatenate([np.ravel(base[k]) for k in keys])
     actual = np.concatenate([np.ravel(ours[k]) for k in keys])
     check = judge.compare(level=level, stage=stage, quantity="all", backend=backend,
-                          reference=baseline, expected=expected, actual=actual)
+                          reference=baseline, expected=expected, actual=actual,
+                          group_max_abs=group_max_abs)
     worst = max(keys, key=lambda k: float(np.max(np.abs(
         np.asarray(ours[k], np.float64) - np.asarray(base[k], np.float64)), initial=0.0)))
     note = f"all {len(keys)} arrays pooled ({expected.size} elements); worst array {worst}"

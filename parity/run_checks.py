@@ -22,7 +22,12 @@ from parity.equivalence import multi_seed_evaluation
 from parity.jobs import train_tasks
 from parity.judge import Judge
 from parity.ladder import compare_stage, level0_checks, pool_input_checks, pool_routing
-from parity.ladder_training import level3_checks, level4_checks, level5_same_weights
+from parity.ladder_training import (
+    adam_step_check,
+    level3_checks,
+    level4_checks,
+    level5_same_weights,
+)
 from parity.results import Check
 from parity.runner import BackendOutcome
 from parity.tolerances import ToleranceTable
@@ -92,7 +97,8 @@ def collect_checks(plan: RunPlan, data: PreparedData, oracle: Any,
     oracle : OracleAdapter
         The float64 oracle (L0 effective config).
     expected : Mapping
-        The oracle's outputs per task (``physics``, ``network``), for the levels that need them.
+        The oracle's outputs per task (``physics``, ``network``), for the levels that need them,
+        and at L3 the ``initial_weights`` every backend started its Adam step from.
     outcomes, outputs
         Per backend: its :class:`parity.runner.BackendOutcome`, and its output arrays per task
         (:func:`parity.jobs.run_jobs`).
@@ -130,6 +136,9 @@ def collect_checks(plan: RunPlan, data: PreparedData, oracle: Any,
             checks.extend(pool_input_checks(judge, "L2", backend, "oracle",
                                             outputs[backend].get("network", {}),
                                             expected["network"]))
+        if "L3" in levels:
+            checks.extend(adam_step_check(judge, backend, outcomes[backend], outputs,
+                                          expected["initial_weights"], train))
         history = tasks_manifest.get("train", {}).get("history")
         if history:
             histories[backend] = history

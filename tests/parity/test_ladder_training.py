@@ -9,9 +9,15 @@ import warnings
 import numpy as np
 import pytest
 
+from parity.config import TrainConfig
 from parity.divergences import load_registry
 from parity.judge import Judge
-from parity.ladder_training import level3_checks, level4_checks, within_noise_floor
+from parity.ladder_training import (
+    adam_step_check,
+    level3_checks,
+    level4_checks,
+    within_noise_floor,
+)
 from parity.results import Check
 from parity.runner import BackendOutcome
 from parity.tolerances import load_table
@@ -171,3 +177,73 @@ def test_a_noise_floor_ratio_that_overflows_is_inf_without_a_warning() -> None:
         check = within_noise_floor(judge, failed, np.array([1e300]), np.array([0.0]))
     assert check.verdict == "fail"
     assert check.measured["noise_floor_ratio"] == float("inf")
+
+
+def _adam_outputs(rng: np.random.Generator, *, epsilon: float = 1e-7, lr: float = 1e-3,
+                  torch_placement: bool = False) -> tuple[dict, dict, dict]:
+    """Starting weights, and a backend's ``loss_and_grads`` whose step is computed in float32
+    from its own gradients (a quarter of them near zero, where Adam's step is steep)."""
+    shapes = {"encoder.block0.conv0.kernel": (3, 3, 1, 32), "encoder.block0.conv0.bias": (32,),
+              "head.kernel": (3, 3, 32, 2)}
+    weights = {k: rng.normal(0.0, 0.2, s).astype(np.float32) for k, s in shapes.items()}
+    weights["encoder.block0.conv0.bias"][:] = 0.0  # biases start at zero
+    out: dict[str, np.ndarray] = {"loss": np.asarray(1.0)}
+    b1, b2 = np.float32(0.9), np.float32(0.999)
+    for name, w in weights.items():
+        g = rng.normal(0.0, 1e-2, w.shape).astype(np.float32)
+        g.ravel()[::4] *= np.float32(1e-4)  # ~1e-6: where epsilon decides the step
+        m, v = (1 - b1) * g, (1 - b2) * g * g
+        if torch_placement:  # PyTorch: epsilon after the bias correction of sqrt(v)
+            step = np.float32(lr) * (m / (1 - b1)) / (np.sqrt(v / (1 - b2)) + np.float32(epsilon))
+        else:
+            alpha = np.float32(lr) * np.sqrt(1 - b2) / (1 - b1)
+            step = m * alpha / (np.sqrt(v) + np.float32(epsilon))
+        out[f"grad/{name}"] = g
+        out[f"stepped/{name}"] = (w - step).astype(np.float32)
+    return weights, {"pt": {"loss_and_grads": out}}, {"pt": _OUTCOME}
+
+
+_OUTCOME = BackendOutcome(backend="pt", status="ok", seconds=0.0, manifest={}, message="")
+
+
+def _judge() -> Judge:
+    return Judge(load_table(), load_registry(), device="cpu")
+
+
+@pytest.mark.parametrize(("kwargs", "verdict"), [
+    ({}, "pass"),  # Keras's Adam in float32: within rounding of the float64 rule
+    ({"epsilon": 1e-8}, "fail"),  # the optimizer_epsilon port bug (torch's default epsilon)
+    ({"torch_placement": True}, "fail"),  # torch.optim.Adam's epsilon placement
+    ({"lr": 1.1e-3}, "fail"),  # a learning rate 10 % off
+])
+def test_l3_adam_step_is_keras_adam_on_the_backends_own_gradients(kwargs, verdict) -> None:
+    weights, outputs, outcomes = _adam_outputs(np.random.default_rng(3), **kwargs)
+    checks = adam_step_check(_judge(), "pt", outcomes["pt"], outputs, weights, TrainConfig())
+    assert [(c.stage, c.quantity, c.reference, c.verdict) for c in checks] == [
+        ("adam_step", "all", "oracle", verdict)], checks[0].message
+
+
+def test_l3_adam_step_is_indifferent_to_which_way_a_near_zero_gradient_rounded() -> None:
+    """Default case, seed 1: the two backends' stepped weights were a full lr apart at 0.118 %
+    of the network (gradients ~1e-7 of opposite sign); each step is right for its gradient."""
+    weights, outputs, outcomes = _adam_outputs(np.random.default_rng(4))
+    ours = outputs["pt"]["loss_and_grads"]
+    grad = ours["grad/head.kernel"].ravel()
+    grad[:50] = -np.sign(grad[:50]) * np.float32(1e-7)  # rounding put these across zero
+    stepped = ours["stepped/head.kernel"].ravel()
+    stepped[:50] = (weights["head.kernel"].ravel()[:50]
+                    - np.float32(1e-3) * grad[:50] / (np.abs(grad[:50]) + np.float32(3.16e-6)))
+    check, = adam_step_check(_judge(), "pt", outcomes["pt"], outputs, weights, TrainConfig())
+    assert check.verdict == "pass", check.message
+
+
+def test_l3_adam_step_names_a_missing_task_and_a_misshapen_gradient() -> None:
+    weights, outputs, outcomes = _adam_outputs(np.random.default_rng(5))
+    failed = BackendOutcome(backend="pt", status="crashed", seconds=0.0,
+                            manifest={"tasks": {"loss_and_grads": {"error": "boom"}}}, message="")
+    missing, = adam_step_check(_judge(), "pt", failed, {"pt": {}}, weights, TrainConfig())
+    assert missing.verdict == "error" and "pt loss_and_grads: boom" in missing.message
+    outputs["pt"]["loss_and_grads"]["grad/head.kernel"] = np.zeros(3, np.float32)
+    bad = adam_step_check(_judge(), "pt", outcomes["pt"], outputs, weights, TrainConfig())
+    assert [(c.quantity, c.verdict) for c in bad] == [("head.kernel", "fail")]
+    assert "returned grad/head.kernel with shape (3,); expected (3, 3, 32, 2)" in bad[0].message

@@ -1,5 +1,8 @@
 """NumPy transcriptions of Keras 3's Adam update and ReduceLROnPlateau, the reference both
-backends' optimiser tests compare with (TensorFlow runs Keras's own; torch reimplements it)."""
+backends' optimiser tests compare with (TensorFlow runs Keras's own; torch reimplements it).
+
+The Adam update is the harness's own oracle (:func:`parity.oracle.optim.keras_adam_steps`, which
+L3 judges each backend's step by), re-exported here."""
 
 from __future__ import annotations
 
@@ -7,23 +10,9 @@ import math
 
 import numpy as np
 
+from parity.oracle.optim import keras_adam_steps
+
 __all__ = ["keras_adam_steps", "keras_plateau_rates"]
-
-
-def keras_adam_steps(weights: list[np.ndarray], grads: list[list[np.ndarray]], lrs: list[float],
-                beta_1: float, beta_2: float, epsilon: float) -> list[np.ndarray]:
-    """NumPy float64 transcription of Keras 3 ``Adam.update_step`` over a sequence of steps."""
-    w = [x.astype(np.float64) for x in weights]
-    m = [np.zeros_like(x) for x in w]
-    v = [np.zeros_like(x) for x in w]
-    for t, (step_grads, lr) in enumerate(zip(grads, lrs, strict=True), start=1):
-        alpha = lr * math.sqrt(1 - beta_2**t) / (1 - beta_1**t)
-        for i, g in enumerate(step_grads):
-            g = g.astype(np.float64)
-            m[i] += (g - m[i]) * (1 - beta_1)
-            v[i] += (g * g - v[i]) * (1 - beta_2)
-            w[i] -= (m[i] * alpha) / (np.sqrt(v[i]) + epsilon)
-    return w
 
 
 def keras_plateau_rates(val_losses: list[float], *, lr: float, factor: float, patience: int,

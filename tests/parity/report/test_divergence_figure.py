@@ -149,18 +149,18 @@ def _measured_fail(level: str, stage: str, message: str, *, atol: float = 1e-5,
 
 def test_a_long_message_is_wrapped_inside_the_figure_not_cut_at_its_edges(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """The L3 pooled-weights message (about 230 characters, naming the worst array at its end)
+    """The pooled-weights message (L4, as L3 had) (about 230 characters, naming the worst array at its end)
     ran off both sides of the 700-pixel curve figure."""
     message = ("FAIL: max_abs_error=0.000537, max_rel_error=235, fraction_out=0.0672, "
                "cosine_similarity=1 (tolerance rtol=0.0, atol=1e-05); all 20 arrays pooled "
-               "(481530 elements); worst array stepped/encoder.block1.conv0.kernel")
+               "(481530 elements); worst array weights/encoder.block1.conv0.kernel")
     for expected in (np.array(1.0), np.ones((8, 8))):
-        figure = _drawn(monkeypatch, tmp_path, _measured_fail("L3", "stepped", message),
+        figure = _drawn(monkeypatch, tmp_path, _measured_fail("L4", "weights", message),
                         expected, expected + 1.0)
         title = figure._suptitle
         box = title.get_window_extent(figure.canvas.get_renderer())
         assert box.x0 >= 0 and box.x1 <= figure.bbox.width, (box, figure.bbox)
-        assert "stepped/encoder.block1.conv0.kernel" in title.get_text()
+        assert "weights/encoder.block1.conv0.kernel" in title.get_text()
 
 
 def test_a_long_flattened_vector_is_binned_with_its_bound_and_share_out(
@@ -186,14 +186,14 @@ def test_a_long_flattened_vector_is_binned_with_its_bound_and_share_out(
 
 def test_the_allowed_share_is_visible_next_to_bins_that_are_all_out(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """The L3 pooled weights: bins whose share out is near 1 on a linear axis put the allowed
+    """The pooled weights (L4, as L3 had): bins whose share out is near 1 on a linear axis put the allowed
     0.001 on the x axis, where it could not be seen."""
     rng = np.random.default_rng(2)
     expected = rng.standard_normal(50_000)
     actual = expected.copy()
     actual[:20_000] += 1.0  # 40 % of the elements out, whole bins at share 1
     figure = _drawn(monkeypatch, tmp_path,
-                    _measured_fail("L3", "stepped", "FAIL", max_fraction=1e-3), expected, actual)
+                    _measured_fail("L4", "weights", "FAIL", max_fraction=1e-3), expected, actual)
     bottom = figure.axes[1]
     assert bottom.get_yscale() == "log"
     low, high = bottom.get_ylim()

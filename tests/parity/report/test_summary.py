@@ -84,7 +84,7 @@ def test_the_first_divergence_leaves_out_fields_that_do_not_apply() -> None:
     """A real array's comparison records its phase errors as None: the measured line of the
     first divergence was padded with 'max_phase_error_rad=n/a, ...'."""
     base = _result(crashed=False, failing=False)
-    check = Check("L3", "stepped", "all", "torch", "tensorflow", "fail",
+    check = Check("L4", "weights", "all", "torch", "tensorflow", "fail",
                   {"max_abs_error": 5.4e-4, "max_amplitude_error": None,
                    "max_phase_error_rad": None, "fraction_out": 0.067}, TOL)
     text = render_summary(RunResult(**{**base.__dict__, "checks": (*base.checks, check)}))
