@@ -131,7 +131,7 @@ def pool_input_keys(config: ModelConfig) -> tuple[str, ...]:
     L2 compares them like the other outputs; L3 uses them to tell a max-pool window whose winner
     float32 rounding flipped between the backends (a float64 near tie: the gradient below it is
     routed through another pixel) from a port bug. An adapter that omits them loses only that
-    diagnosis: its L3 gradients are then judged strictly.
+    diagnosis: its L3 gradients are then judged by the ordinary gradient rule.
     """
     from parity.architecture import encoder_widths
 
