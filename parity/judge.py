@@ -20,9 +20,7 @@ def fraction_rule_applies(measured: Mapping[str, Any], max_fraction: float) -> b
     """Whether a tolerance's allowed fraction of elements out (``max_fraction``) can decide a
     comparison (``measured``: :meth:`ArrayComparison.to_dict`): it allows some, the comparison
     counted its elements out, the kinds match, and no NaN/inf is unmatched (never forgiven)."""
-    return (max_fraction > 0 and measured.get("fraction_out") is not None
-            and measured.get("kind_ok", True)
-            and measured.get("nonfinite_mismatch") in (0, None))
+    return max_fraction > 0 and measured.get("fraction_out") is not None and _forgivable(measured)
 
 
 def norm_rule_applies(measured: Mapping[str, Any], max_relative_rmse: float | None) -> bool:
@@ -30,8 +28,12 @@ def norm_rule_applies(measured: Mapping[str, Any], max_relative_rmse: float | No
     (``measured``: :meth:`ArrayComparison.to_dict`): it has one, the comparison measured the
     relative RMS error, the kinds match, and no NaN/inf is unmatched (never forgiven)."""
     return (max_relative_rmse is not None and measured.get("relative_rmse") is not None
-            and measured.get("kind_ok", True)
-            and measured.get("nonfinite_mismatch") in (0, None))
+            and _forgivable(measured))
+
+
+def _forgivable(measured: Mapping[str, Any]) -> bool:
+    """A comparison a lenient rule may pass: the kinds match and no NaN/inf is unmatched."""
+    return bool(measured.get("kind_ok", True)) and measured.get("nonfinite_mismatch") in (0, None)
 
 
 class Judge:
