@@ -31,8 +31,8 @@ if TYPE_CHECKING:
     from parity.engine import RunPlan
 
 __all__ = ["backend_tasks", "cached_or_run", "forward_tasks", "job_key", "job_threads",
-           "l4_noise_reruns", "load_output", "merge_outcomes", "run_backend_cached", "run_jobs",
-           "save_input", "train_tasks", "write_job"]
+           "l4_noise_reruns", "load_output", "merge_outcomes", "noise_tasks", "run_backend_cached",
+           "run_jobs", "save_input", "train_tasks", "write_job"]
 
 
 def save_input(path: Path, arrays: Mapping[str, Any]) -> str:
@@ -79,14 +79,33 @@ def forward_tasks(levels: Iterable[str]) -> tuple[str, ...]:
                  if wanted & needed_by)
 
 
-def backend_tasks(plan: RunPlan, files: Mapping[str, str], *,
-                  is_baseline: bool) -> list[dict[str, Any]]:
+def noise_tasks(plan: RunPlan, files: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The baseline's noise-floor reruns for the plan's levels: the L4 steps from each jittered
+    weight set (:data:`L4_NOISE_RERUNS` of them), then L3 from the first set.
+
+    They are what the baseline's L3 and L4 outputs are judged against, and they read only the
+    shared input files, so they can run in the baseline's own job or in one of their own
+    (:func:`run_jobs` does the latter when the jobs run side by side).
+    """
+    levels = set(plan.levels)
+    tasks: list[dict[str, Any]] = []
+    if "L4" in levels:
+        tasks += [{"name": name, "kind": "train_steps", "weights": files[weights],
+                   "batches": files["batches"]} for name, weights in l4_noise_reruns()]
+    if "L3" in levels:
+        tasks.append({"name": "loss_and_grads_noise", "kind": "loss_and_grads",
+                      "weights": files["weights_perturbed"], "batch": files["batch"]})
+    return tasks
+
+
+def backend_tasks(plan: RunPlan, files: Mapping[str, str], *, is_baseline: bool,
+                  with_noise: bool = True) -> list[dict[str, Any]]:
     """The task list of one backend's job for the plan's levels.
 
     ``files`` maps input names (``data``, ``physics``, ``weights``, ``batch``, ``batches``,
     ``weights_perturbed``, ``weights_perturbed_1`` ...) to their paths relative to the job
-    directory. The baseline also reruns L3 (once) and the L4 steps (:data:`L4_NOISE_RERUNS`
-    times) from jittered weights: the noise floor they are judged against.
+    directory. The baseline's job also holds its :func:`noise_tasks` unless ``with_noise`` is
+    False (they then run in a job of their own).
     """
     levels = set(plan.levels)
     forward = forward_tasks(levels)
@@ -102,16 +121,11 @@ def backend_tasks(plan: RunPlan, files: Mapping[str, str], *,
     if "L4" in levels:
         tasks.append({"name": "train_steps", "kind": "train_steps",
                       "weights": files["weights"], "batches": files["batches"]})
-        if is_baseline:
-            for name, weights in l4_noise_reruns():
-                tasks.append({"name": name, "kind": "train_steps", "weights": files[weights],
-                              "batches": files["batches"]})
-    if "L3" in levels and is_baseline:
+    if is_baseline and with_noise:
         # After the L4 steps: a task run earlier in the same process changed TensorFlow's traced
         # L4 trajectory on the chaotic siemens-star case (a different rounding, not a different
-        # result), so the noise reruns come last and L4 runs exactly as without them.
-        tasks.append({"name": "loss_and_grads_noise", "kind": "loss_and_grads",
-                      "weights": files["weights_perturbed"], "batch": files["batch"]})
+        # result), so the noise reruns come after L4, which runs exactly as without them.
+        tasks += noise_tasks(plan, files)
     if "L5" in levels:
         for name, seed in train_tasks(plan):
             task = {"name": name, "kind": "train", "data": files["data"],
@@ -159,18 +173,21 @@ def job_threads(plan: RunPlan) -> dict[str, str] | None:
     return {"OMP_NUM_THREADS": str(max(1, (cores or 1) // len(plan.backends)))}
 
 
-def merge_outcomes(main: BackendOutcome, extra: BackendOutcome) -> BackendOutcome:
-    """One outcome per backend: its main job plus its cross-inference job (log appended)."""
+def merge_outcomes(main: BackendOutcome, extra: BackendOutcome, *,
+                   job: str = "cross-inference job") -> BackendOutcome:
+    """One outcome per backend: its main job plus an extra ``job`` of the same backend (the L5
+    cross-inference job, or the baseline's noise-floor job): tasks merged, log appended, the
+    worse status, the extra job's message prefixed with ``job``."""
     manifest = {**main.manifest, "tasks": {**main.manifest.get("tasks", {}),
                                            **extra.manifest.get("tasks", {})}}
     if extra.log_path.is_file() and main.log_path.is_file() and extra.log_path != main.log_path:
         with open(main.log_path, "a") as log:
-            log.write(f"\n--- cross-inference job ({extra.log_path.parent.name}) ---\n")
+            log.write(f"\n--- {job} ({extra.log_path.parent.name}) ---\n")
             log.write(extra.log_path.read_text(errors="replace"))
     status = main.status if extra.status == "ok" else \
         (extra.status if main.status == "ok" else main.status)
     message = "; ".join(m for m in (main.message, extra.message and
-                                    f"cross-inference job: {extra.message}") if m)
+                                    f"{job}: {extra.message}") if m)
     return BackendOutcome(main.backend, status, main.seconds + extra.seconds, manifest,
                           main.log_path, message)
 
@@ -222,46 +239,60 @@ def run_jobs(plan: RunPlan, work: Path, files: Mapping[str, str],
     ``files`` are the shared inputs already in ``<work>/inputs/`` (:func:`save_input`). The jobs
     run side by side when :func:`job_threads` allows it (Ctrl-C or SIGTERM then stops them all),
     otherwise one after another; each is reused from ``plan.cache_dir`` when it can be
-    (:func:`cached_or_run`). ``adapter_factory`` (in-process isolation only) builds a backend's
+    (:func:`cached_or_run`). Side by side, the baseline's :func:`noise_tasks` are a job of their
+    own, queued behind the backends' jobs, and merged into the baseline's outcome and outputs
+    (:func:`merge_outcomes`). ``adapter_factory`` (in-process isolation only) builds a backend's
     adapter instance.
     """
     outcomes: dict[str, BackendOutcome] = {}
     outputs: dict[str, dict[str, dict[str, np.ndarray]]] = {}
     baseline = plan.backends[0]
-    jobs: dict[str, tuple[Path, list[dict[str, Any]]]] = {}
+    threads = job_threads(plan)
+    # Side by side, the baseline's noise-floor reruns get a job of their own: it waits for a free
+    # worker, so it runs on the core the first finished job frees instead of lengthening the
+    # baseline's job, the run's critical path. One after another, it would only add an import.
+    noise = noise_tasks(plan, files) if threads is not None else []
+    jobs: dict[str, tuple[str, Path, list[dict[str, Any]]]] = {}
     for backend in plan.backends:
-        tasks = backend_tasks(plan, files, is_baseline=backend == baseline)
-        jobs[backend] = (write_job(work / backend, plan, plan.model, plan.train, backend, tasks),
-                         tasks)
+        tasks = backend_tasks(plan, files, is_baseline=backend == baseline, with_noise=not noise)
+        jobs[backend] = (backend, write_job(work / backend, plan, plan.model, plan.train,
+                                            backend, tasks), tasks)
+    noise_job = f"{baseline}-noise"
+    if noise:
+        jobs[noise_job] = (baseline, write_job(work / noise_job, plan, plan.model, plan.train,
+                                               baseline, noise), noise)
 
     cancel = threading.Event()
 
-    def run_job(backend: str, env: dict[str, str] | None) -> None:
-        job_dir, tasks = jobs[backend]
+    def run_job(name: str, env: dict[str, str] | None) -> None:
+        backend, job_dir, tasks = jobs[name]
         progress({"backend": backend, "event": "backend-start",
                   "tasks": [t["name"] for t in tasks]})
         instance = adapter_factory(backend) if adapter_factory is not None else None
         outcome = cached_or_run(plan, job_dir, tasks, progress, instance, env=env,
                                 cancel=cancel)
-        outcomes[backend] = outcome
-        outputs[backend] = {t["name"]: load_output(job_dir / f"{t['name']}.npz") for t in tasks}
+        outcomes[name] = outcome
+        outputs[name] = {t["name"]: load_output(job_dir / f"{t['name']}.npz") for t in tasks}
         progress({"backend": backend, "event": "backend-end", "status": outcome.status,
                   "seconds": outcome.seconds})
 
-    threads = job_threads(plan)
     if threads is None:
-        for backend in plan.backends:
-            run_job(backend, None)
+        for name in jobs:
+            run_job(name, None)
     else:
         pool = ThreadPoolExecutor(max_workers=len(plan.backends))
         try:
-            for future in [pool.submit(run_job, b, threads) for b in plan.backends]:
+            for future in [pool.submit(run_job, name, threads) for name in jobs]:
                 future.result()
         except BaseException:  # Ctrl-C / SIGTERM reach this thread only: stop every job
             cancel.set()
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+    if noise:
+        outcomes[baseline] = merge_outcomes(outcomes[baseline], outcomes.pop(noise_job),
+                                            job="noise-floor job")
+        outputs[baseline].update(outputs.pop(noise_job))
     if "L5" in plan.levels:
         _run_cross_inference(plan, work, files, progress, adapter_factory, outcomes, outputs)
     return outcomes, outputs

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from fixtures.cases import get_case
 from parity.engine import RunPlan
-from parity.jobs import backend_tasks, job_threads, merge_outcomes
+from parity.jobs import backend_tasks, job_threads, merge_outcomes, noise_tasks, run_jobs
 from parity.runner import BackendOutcome
 
 
@@ -87,3 +89,62 @@ def test_backend_tasks_follow_the_levels(levels, seeds, baseline_tasks, other_ta
                      if {"L3", "L4"} <= set(levels) else
                      {"loss_and_grads_noise": FILES["weights_perturbed"]} if "L3" in levels
                      else {})
+    # The noise reruns alone are the baseline's noise job; without them, its main job.
+    assert noise_tasks(plan, FILES) == [t for t in baseline if "_noise" in t["name"]]
+    assert backend_tasks(plan, FILES, is_baseline=True, with_noise=False) == \
+        [t for t in baseline if "_noise" not in t["name"]]
+
+
+def _scheduled_run(tmp_path: Path, monkeypatch, *, parallel: bool) -> tuple[dict, dict, list]:
+    """``run_jobs`` at L3-L4 with every job faked (no process): each task writes one array. The
+    baseline's main job finishes only once its noise job has started (or after 30 s), so a
+    side-by-side run proves the noise job ran beside it, on the worker the other job freed."""
+    case = get_case("small")
+    plan = RunPlan(container=case.build(0), model=case.model_config(), train=case.train_config(),
+                   levels=("L3", "L4"), parallel=parallel, isolation="subprocess")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    events: list[tuple[str, str]] = []
+    noise_started = threading.Event()
+
+    def fake_run(plan, job_dir, tasks, progress, adapter, *, env=None, cancel=None):
+        events.append(("start", job_dir.name))
+        if job_dir.name.endswith("-noise"):
+            noise_started.set()
+        elif job_dir.name == "tensorflow" and parallel:
+            assert noise_started.wait(30.0), "the noise job did not start beside the baseline"
+        for task in tasks:
+            np.savez(job_dir / f"{task['name']}.npz", value=np.array(len(task["name"])))
+        (job_dir / "backend.log").write_text(f"{job_dir.name} log\n")
+        events.append(("end", job_dir.name))
+        return BackendOutcome(job_dir.name.split("-")[0], "ok", 1.0,
+                              {"tasks": {t["name"]: {"status": "ok"} for t in tasks}},
+                              job_dir / "backend.log")
+
+    monkeypatch.setattr("parity.jobs.cached_or_run", fake_run)
+    outcomes, outputs = run_jobs(plan, tmp_path, FILES, lambda event: None, None)
+    return outcomes, outputs, events
+
+
+def test_side_by_side_the_noise_reruns_take_the_core_the_other_job_frees(tmp_path: Path,
+                                                                          monkeypatch) -> None:
+    outcomes, outputs, events = _scheduled_run(tmp_path, monkeypatch, parallel=True)
+    noise = ["train_steps_noise", "train_steps_noise_1", "train_steps_noise_2",
+             "loss_and_grads_noise"]
+    assert events.index(("end", "torch")) < events.index(("start", "tensorflow-noise"))
+    assert set(outcomes) == set(outputs) == {"tensorflow", "torch"}
+    baseline = outcomes["tensorflow"]
+    assert set(baseline.manifest["tasks"]) == {"effective_config", "network", "loss_and_grads",
+                                               "train_steps", *noise}
+    assert baseline.seconds == 2.0 and baseline.status == "ok"
+    assert "--- noise-floor job (tensorflow-noise) ---" in baseline.log_path.read_text()
+    assert set(noise) <= set(outputs["tensorflow"]) and not set(noise) & set(outputs["torch"])
+    assert int(outputs["tensorflow"]["loss_and_grads_noise"]["value"]) == len(noise[-1])
+
+
+def test_one_after_another_the_noise_reruns_stay_in_the_baseline_job(tmp_path: Path,
+                                                                      monkeypatch) -> None:
+    outcomes, outputs, events = _scheduled_run(tmp_path, monkeypatch, parallel=False)
+    assert [name for kind, name in events if kind == "start"] == ["tensorflow", "torch"]
+    assert "loss_and_grads_noise" in outcomes["tensorflow"].manifest["tasks"]
+    assert "loss_and_grads_noise" in outputs["tensorflow"]
