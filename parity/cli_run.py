@@ -87,6 +87,8 @@ def _progress_printer(quiet: bool) -> Callable[[dict[str, Any]], None]:
         if quiet:
             return
         backend = event.get("backend", "?")
+        if event.get("job"):  # a backend's extra job: its noise floor, its L5 cross-inference
+            backend = f"{backend}, job {event['job']}"
         kind = event.get("event")
         if kind == "epoch":
             parts = [f"epoch {int(event.get('epoch', 0)) + 1}"]

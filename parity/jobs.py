@@ -266,14 +266,15 @@ def run_jobs(plan: RunPlan, work: Path, files: Mapping[str, str],
 
     def run_job(name: str, env: dict[str, str] | None) -> None:
         backend, job_dir, tasks = jobs[name]
-        progress({"backend": backend, "event": "backend-start",
+        job = {"job": name} if name != backend else {}  # names an extra job in the progress
+        progress({"backend": backend, **job, "event": "backend-start",
                   "tasks": [t["name"] for t in tasks]})
         instance = adapter_factory(backend) if adapter_factory is not None else None
         outcome = cached_or_run(plan, job_dir, tasks, progress, instance, env=env,
                                 cancel=cancel)
         outcomes[name] = outcome
         outputs[name] = {t["name"]: load_output(job_dir / f"{t['name']}.npz") for t in tasks}
-        progress({"backend": backend, "event": "backend-end", "status": outcome.status,
+        progress({"backend": backend, **job, "event": "backend-end", "status": outcome.status,
                   "seconds": outcome.seconds})
 
     if threads is None:
@@ -319,10 +320,11 @@ def _run_cross_inference(plan: RunPlan, work: Path, files: Mapping[str, str],
                 "weights": weights_file, "data": files["data"]}
         job_dir = write_job(work / f"{backend}-cross", plan, plan.model, plan.train, backend,
                             [task])
-        progress({"backend": backend, "event": "backend-start", "tasks": [task["name"]]})
+        progress({"backend": backend, "job": job_dir.name, "event": "backend-start",
+                  "tasks": [task["name"]]})
         instance = adapter_factory(backend) if adapter_factory is not None else None
         extra = cached_or_run(plan, job_dir, [task], progress, instance, env=None)
         outcomes[backend] = merge_outcomes(outcomes[backend], extra)
         outputs[backend]["baseline_weights"] = load_output(job_dir / "baseline_weights.npz")
-        progress({"backend": backend, "event": "backend-end", "status": extra.status,
-                  "seconds": extra.seconds})
+        progress({"backend": backend, "job": job_dir.name, "event": "backend-end",
+                  "status": extra.status, "seconds": extra.seconds})

@@ -11,7 +11,27 @@ import pytest
 
 from parity import session
 from parity.cli import EXIT_USAGE, main
-from parity.cli_run import _parse_overrides
+from parity.cli_run import _parse_overrides, _progress_printer
+
+
+def test_progress_names_a_backends_extra_jobs(capsys):
+    """The noise-floor and cross-inference jobs start and finish apart from their backend's main
+    job; their lines say which job, so "finished" is not read as the backend's end."""
+    show = _progress_printer(quiet=False)
+    show({"backend": "tensorflow", "event": "backend-start", "tasks": ["physics", "train"]})
+    show({"backend": "tensorflow", "job": "tensorflow-noise", "event": "backend-start",
+          "tasks": ["train_steps_noise"]})
+    show({"backend": "tensorflow", "job": "tensorflow-noise", "event": "backend-end",
+          "status": "ok", "seconds": 27.04})
+    show({"backend": "tensorflow", "event": "end", "task": "train", "status": "ok",
+          "seconds": 118.0})
+    assert capsys.readouterr().err.splitlines() == [
+        "[tensorflow] starting tasks physics, train",
+        "[tensorflow, job tensorflow-noise] starting tasks train_steps_noise",
+        "[tensorflow, job tensorflow-noise] finished: ok (27.0 s)",
+        "  [tensorflow] train ok (118.0 s)"]
+    _progress_printer(quiet=True)({"backend": "torch", "event": "backend-start", "tasks": []})
+    assert capsys.readouterr().err == ""
 
 
 def test_python_spellings_of_json_values_are_understood():

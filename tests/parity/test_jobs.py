@@ -122,7 +122,13 @@ def _scheduled_run(tmp_path: Path, monkeypatch, *, parallel: bool) -> tuple[dict
                               job_dir / "backend.log")
 
     monkeypatch.setattr("parity.jobs.cached_or_run", fake_run)
-    outcomes, outputs = run_jobs(plan, tmp_path, FILES, lambda event: None, None)
+    starts: list[dict] = []
+    outcomes, outputs = run_jobs(plan, tmp_path, FILES,
+                                 lambda e: starts.append(e) if e["event"] == "backend-start"
+                                 else None, None)
+    assert {(e["backend"], e.get("job")) for e in starts} == (
+        {("tensorflow", None), ("torch", None), ("tensorflow", "tensorflow-noise")} if parallel
+        else {("tensorflow", None), ("torch", None)})
     return outcomes, outputs, events
 
 
