@@ -177,7 +177,8 @@ def merge_outcomes(main: BackendOutcome, extra: BackendOutcome, *,
                    job: str = "cross-inference job") -> BackendOutcome:
     """One outcome per backend: its main job plus an extra ``job`` of the same backend (the L5
     cross-inference job, or the baseline's noise-floor job): tasks merged, log appended, the
-    worse status, the extra job's message prefixed with ``job``."""
+    worse status, the extra job's message prefixed with ``job``, and the two jobs' seconds summed
+    (job time, not wall time: the noise-floor job runs beside its backend's main job)."""
     manifest = {**main.manifest, "tasks": {**main.manifest.get("tasks", {}),
                                            **extra.manifest.get("tasks", {})}}
     if extra.log_path.is_file() and main.log_path.is_file() and extra.log_path != main.log_path:
