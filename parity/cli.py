@@ -113,8 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="ModelConfig override (repeatable)")
     run.add_argument("--train", action="append", metavar="KEY=VALUE",
                      help="TrainConfig override (repeatable), e.g. epochs=3")
-    run.add_argument("--timeout", type=float, default=900.0,
-                     help="per-backend timeout, s (default 900)")
+    run.add_argument("--timeout", type=float, default=None,
+                     help="limit of each backend job, s (default 900 per L5 training: "
+                          "900 x the number of --seeds)")
     run.add_argument("--isolation", choices=("subprocess", "inprocess"), default="subprocess")
     run.add_argument("--inject", action="append", metavar="BACKEND=INJECTION",
                      help="apply a known port bug to one backend (self-test; repeatable for "

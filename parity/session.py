@@ -19,7 +19,7 @@ import numpy as np
 from parity.cli_options import DEFAULT_REPORTS
 from parity.config import ModelConfig, TrainConfig, config_from_dict
 from parity.container import Container
-from parity.engine import RunPlan, run_parity
+from parity.engine import RunPlan, default_timeout_s, run_parity
 from parity.io.container_npz import read_npz
 from parity.results import LEVELS, RunResult
 from parity.truth_coverage import check_truth_coverage
@@ -129,7 +129,7 @@ def run_and_report(*, case: str | None = None, container_path: str | None = None
                    device: str | None = None, seed: int = 0,
                    model_overrides: Mapping[str, Any] | None = None,
                    train_overrides: Mapping[str, Any] | None = None,
-                   reports_root: Path = DEFAULT_REPORTS, timeout_s: float = 900.0,
+                   reports_root: Path = DEFAULT_REPORTS, timeout_s: float | None = None,
                    isolation: str = "subprocess", injections: Mapping[str, str] | None = None,
                    progress: Callable[[dict[str, Any]], None] | None = None,
                    seeds: tuple[int, ...] = (), parallel: bool = True
@@ -137,7 +137,8 @@ def run_and_report(*, case: str | None = None, container_path: str | None = None
     """Run the ladder and commit a timestamped bundle; return ``(bundle path, result)``.
 
     ``seeds`` (at least 2) turns on the L5 multi-seed equivalence mode; ``parallel`` runs the
-    backends' jobs side by side (both: :class:`RunPlan`).
+    backends' jobs side by side (both: :class:`RunPlan`). ``timeout_s`` limits each backend job;
+    None: :func:`parity.engine.default_timeout_s` (900 s per L5 training the job runs).
 
     Raises
     ------
@@ -166,7 +167,8 @@ def run_and_report(*, case: str | None = None, container_path: str | None = None
         case=case, container_path=container_path, model_overrides=model_overrides or {},
         train_overrides=train_overrides or {}, seed=seed)
     plan = RunPlan(container=container, model=model, train=train, backends=backends,
-                   levels=levels, device=device, seed=seed, timeout_s=timeout_s,
+                   levels=levels, device=device, seed=seed,
+                   timeout_s=default_timeout_s(tuple(seeds)) if timeout_s is None else timeout_s,
                    isolation=isolation, injections=dict(injections or {}), sizing=sizing,
                    seeds=tuple(seeds), parallel=parallel)
     stamp = stamp_now()
