@@ -156,6 +156,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             first_line = run.message.splitlines()[0] if run.message else ""
             first_line = first_line.removesuffix("; log tail:")  # the tail is in the log
             log = f" (log: {bundle / run.log_path})" if run.log_path else ""
-            print(f"backend {run.backend}: {run.status}: {first_line}{log}")
+            hint = "; --timeout raises the limit" if run.status == "timeout" else ""
+            print(f"backend {run.backend}: {run.status}: {first_line}{hint}{log}")
     print(f"report: {bundle}")
     return result.exit_code

@@ -253,7 +253,7 @@ def run_backend(job_dir: Path, *, timeout_s: float, isolation: str = "subprocess
             _close_unfinished(manifest, expected, "timeout",
                               f"killed after the {timeout_s:g} s timeout during {task}"),
             log_path, f"{backend} exceeded its {timeout_s:g} s timeout and was killed "
-                      f"(last task: {task}; `parity run --timeout` sets the limit)")
+                      f"(last task: {task})")
     code = process.returncode
     if code != 0 or not manifest.get("finished"):
         # A zero status without the manifest's "finished" mark: the adapter ended the process

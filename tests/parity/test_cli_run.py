@@ -98,3 +98,25 @@ def test_an_injected_run_is_marked_at_the_start_and_next_to_the_verdict(monkeypa
     notice = "SELF-TEST: bug 'offset_sign' injected into torch -- not a port result"
     assert lines[:2] == [notice, "<run>"]
     assert lines[2] == "verdict: divergence (exit 1) [self-test run: see the notice above]"
+
+
+def test_a_timed_out_backend_line_names_the_option_that_raises_the_limit(monkeypatch, capsys,
+                                                                         tmp_path):
+    runs = (SimpleNamespace(backend="tensorflow", status="timeout", failed=True, log_path=None,
+                            message="tensorflow exceeded its 900 s timeout and was killed "
+                                    "(last task: train_seed7)"),
+            SimpleNamespace(backend="torch", status="crashed", failed=True, log_path=None,
+                            message="exit code 1"))
+
+    def fake_run(**kwargs: Any) -> tuple[Path, Any]:
+        assert kwargs["timeout_s"] is None  # the session picks the default per L5 training
+        return tmp_path / "bundle", SimpleNamespace(
+            verdict="backend-failure", exit_code=3, first_divergence=None, checks=(),
+            warnings=(), backend_runs=runs)
+
+    monkeypatch.setattr(session, "run_and_report", fake_run)
+    assert main(["run", "--case", "small", "--out", str(tmp_path)]) == 3
+    out = capsys.readouterr().out
+    assert ("backend tensorflow: timeout: tensorflow exceeded its 900 s timeout and was killed "
+            "(last task: train_seed7); --timeout raises the limit") in out
+    assert "backend torch: crashed: exit code 1\n" in out
