@@ -38,6 +38,7 @@ from parity.cli_exit_codes import (
 from parity.cli_inputs import cmd_adapters, cmd_cases, cmd_convert, cmd_fixtures
 from parity.cli_options import DEFAULT_REPORTS
 from parity.cli_run import cmd_run
+from parity.results import DEFAULT_TIMEOUT_S
 
 #: The exit codes are part of this entry point's interface (see the module doc) and stay
 #: importable from here; they are defined, with ``UsageError``, in ``parity.cli_exit_codes``.
@@ -114,8 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--train", action="append", metavar="KEY=VALUE",
                      help="TrainConfig override (repeatable), e.g. epochs=3")
     run.add_argument("--timeout", type=float, default=None,
-                     help="limit of each backend job, s (default 900 per L5 training: "
-                          "900 x the number of --seeds)")
+                     help=f"limit of each backend job, s (default {DEFAULT_TIMEOUT_S:g} per L5 "
+                          f"training: {DEFAULT_TIMEOUT_S:g} x the number of --seeds)")
     run.add_argument("--isolation", choices=("subprocess", "inprocess"), default="subprocess")
     run.add_argument("--inject", action="append", metavar="BACKEND=INJECTION",
                      help="apply a known port bug to one backend (self-test; repeatable for "

@@ -42,25 +42,14 @@ from parity.inputs import (
 )
 from parity.jobs import forward_tasks, l4_noise_reruns, run_jobs, save_input
 from parity.prepare import group_container, prepare
-from parity.results import LEVELS, BackendRun, RunResult
+from parity.results import DEFAULT_TIMEOUT_S, LEVELS, BackendRun, RunResult
 from parity.run_checks import collect_checks
 from parity.tolerances import ToleranceTable, load_table
 
-__all__ = ["DEFAULT_TIMEOUT_S", "ISOLATIONS", "L4_STEPS", "RunPlan", "default_timeout_s",
-           "run_parity"]
+__all__ = ["ISOLATIONS", "L4_STEPS", "RunPlan", "run_parity"]
 
 #: Optimiser steps compared at L4.
 L4_STEPS = 4
-
-#: Default wall-clock limit of one backend job, s: ample for a whole ladder with one L5 training
-#: on the CPU cases (the default case's jobs take ~150 s side by side).
-DEFAULT_TIMEOUT_S = 900.0
-
-
-def default_timeout_s(seeds: tuple[int, ...] = ()) -> float:
-    """:data:`DEFAULT_TIMEOUT_S` once per L5 training a job runs: a multi-seed run (``seeds``)
-    trains once per seed in the same job."""
-    return DEFAULT_TIMEOUT_S * max(1, len(seeds))
 
 #: How a backend's job may run (:func:`parity.runner.run_backend`).
 ISOLATIONS: tuple[str, ...] = ("subprocess", "inprocess")

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 __all__ = [
+    "DEFAULT_TIMEOUT_S",
     "FIRST_DIVERGENCE_EVIDENCE",
     "INPUT_NOTE_SUFFIXES",
     "LEVELS",
@@ -15,12 +16,24 @@ __all__ = [
     "BackendRun",
     "Check",
     "RunResult",
+    "default_timeout_s",
     "injection_notice",
     "jsonable",
 ]
 
 #: Ladder levels, in order.
 LEVELS: tuple[str, ...] = ("L0", "L1", "L2", "L3", "L4", "L5")
+
+#: Default wall-clock limit of one backend job, s: ample for a whole ladder with one L5 training
+#: on the CPU cases (the default case's jobs take ~150 s side by side). Here, not in the engine,
+#: so the command line states it without importing the engine's dependencies.
+DEFAULT_TIMEOUT_S = 900.0
+
+
+def default_timeout_s(seeds: tuple[int, ...] = ()) -> float:
+    """:data:`DEFAULT_TIMEOUT_S` once per L5 training a job runs: a multi-seed run (``seeds``)
+    trains once per seed in the same job."""
+    return DEFAULT_TIMEOUT_S * max(1, len(seeds))
 
 #: Verdicts a check can have. ``known``: failed its tolerance but within a registered divergence
 #: allowance; ``skipped``: not run (reason in ``message``); ``error``: could not be evaluated

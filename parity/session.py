@@ -19,9 +19,9 @@ import numpy as np
 from parity.cli_options import DEFAULT_REPORTS
 from parity.config import ModelConfig, TrainConfig, config_from_dict
 from parity.container import Container
-from parity.engine import RunPlan, default_timeout_s, run_parity
+from parity.engine import RunPlan, run_parity
 from parity.io.container_npz import read_npz
-from parity.results import LEVELS, RunResult
+from parity.results import LEVELS, RunResult, default_timeout_s
 from parity.truth_coverage import check_truth_coverage
 
 __all__ = ["DEFAULT_CASE", "host_provenance", "resolve_inputs", "run_and_report"]
@@ -138,7 +138,7 @@ def run_and_report(*, case: str | None = None, container_path: str | None = None
 
     ``seeds`` (at least 2) turns on the L5 multi-seed equivalence mode; ``parallel`` runs the
     backends' jobs side by side (both: :class:`RunPlan`). ``timeout_s`` limits each backend job;
-    None: :func:`parity.engine.default_timeout_s` (900 s per L5 training the job runs).
+    None: :func:`parity.results.default_timeout_s` (900 s per L5 training the job runs).
 
     Raises
     ------

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from parity import session
-from parity.engine import DEFAULT_TIMEOUT_S, RunPlan, default_timeout_s
+from parity.engine import RunPlan
+from parity.results import DEFAULT_TIMEOUT_S, default_timeout_s
 
 
 class _PlannedError(Exception):
